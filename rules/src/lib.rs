@@ -1,0 +1,25 @@
+//! Rampart's rules: address prefixes, the L3/L4 rule model the XDP back end compiles, and a host
+//! evaluator that gives the same verdict as the kernel program (the oracle for kernel tests).
+//!
+//! ```
+//! use rampart_rules::{Prefix, xdp::{RuleSpec, Action, compile, evaluate}};
+//! use rampart_common::parsed::{ParsedFields, PF_IP, PF_HAS_L4};
+//!
+//! let mut rule = RuleSpec::new(1001, Action::Drop);
+//! rule.proto = Some(17);
+//! rule.sport = Some((123, 123));
+//! rule.dst = Some("203.0.113.0/24".parse::<Prefix>().unwrap());
+//! let tables = compile(&[rule.clone()]).unwrap();
+//! assert_eq!(tables.rule_count(), 1);
+//!
+//! let mut p = ParsedFields { ip_version: 4, proto: 17, sport: 123, dport: 4444, ..Default::default() };
+//! p.flags = PF_IP | PF_HAS_L4;
+//! p.dst = "203.0.113.9/32".parse::<Prefix>().unwrap().addr;
+//! let v = evaluate(&[rule], &p, &[], |_, _| true);
+//! assert_eq!(v.rule_id, Some(1001));
+//! ```
+
+pub mod prefix;
+pub mod xdp;
+
+pub use prefix::{Prefix, PrefixError};

@@ -1,0 +1,128 @@
+//! The host evaluator for L3/L4 rules: the kernel's rule-table semantics computed directly from
+//! the rules (no tables), so kernel results can be checked against it.
+
+use rampart_common::{
+    limits::MAX_RULE_CANDIDATES,
+    parsed::{ParsedFields, PF_HAS_L4},
+    rules::{PAYLOAD_BASE_L3, PAYLOAD_BASE_L4},
+    Reason,
+};
+
+use super::spec::{Action, RuleSpec};
+use crate::Prefix;
+
+/// The rule stage's verdict for one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostVerdict {
+    pub drop: bool,
+    /// The rule that decided (`None`: no rule decided).
+    pub rule_id: Option<u32>,
+    pub reason: Reason,
+    /// Log-mode rules that matched on the way.
+    pub logged: u32,
+}
+
+impl RuleSpec {
+    /// True when the packet satisfies every classified field (everything but the payload).
+    pub fn matches_fields(&self, p: &ParsedFields) -> bool {
+        let has_l4 = p.flags & PF_HAS_L4 != 0;
+        let has_ports = has_l4 && (p.proto == 6 || p.proto == 17);
+        let in_range = |r: Option<(u16, u16)>, v: u16, present: bool| {
+            r.is_none_or(|(lo, hi)| present && lo <= v && v <= hi)
+        };
+        let vlan = match p.vlan_count {
+            0 => None,
+            1 => Some(p.vlan_ids[0]),
+            _ => Some(p.vlan_ids[1]),
+        };
+        self.proto.is_none_or(|x| x == p.proto)
+            && self.ttl.is_none_or(|(lo, hi)| lo <= p.ttl && p.ttl <= hi)
+            && self
+                .tcp_flags
+                .is_none_or(|(m, v)| has_l4 && p.proto == 6 && p.tcp_flags & m == v)
+            && self.vlan.is_none_or(|x| vlan == Some(x))
+            && in_range(self.sport, p.sport, has_ports)
+            && in_range(self.dport, p.dport, has_ports)
+            && in_range(self.ip_len, p.ip_len, true)
+            && self.src.is_none_or(|x: Prefix| x.contains_addr(&p.src))
+            && self.dst.is_none_or(|x: Prefix| x.contains_addr(&p.dst))
+    }
+
+    /// True when the payload match (if any) holds on `frame` (the whole Ethernet frame).
+    pub fn matches_payload(&self, p: &ParsedFields, frame: &[u8]) -> bool {
+        let Some(pm) = &self.payload else { return true };
+        let base = match pm.base.code() {
+            PAYLOAD_BASE_L3 => p.l3_offset,
+            PAYLOAD_BASE_L4 => p.l4_offset,
+            _ => p.payload_offset,
+        } as usize;
+        let start = base + pm.offset as usize;
+        let Some(bytes) = frame.get(start..start + pm.value.len()) else {
+            return false;
+        };
+        bytes
+            .iter()
+            .zip(&pm.mask)
+            .zip(&pm.value)
+            .all(|((b, m), v)| b & m == *v)
+    }
+}
+
+/// Evaluates the rule stage for one parsed packet, the way the kernel does: rules in order, at
+/// most `MAX_RULE_CANDIDATES` field-matching rules tried, log rules count and continue.
+/// `conforms` decides rate-limit rules (the caller models the bucket state).
+pub fn evaluate(
+    rules: &[RuleSpec],
+    p: &ParsedFields,
+    frame: &[u8],
+    mut conforms: impl FnMut(&RuleSpec, &ParsedFields) -> bool,
+) -> HostVerdict {
+    let mut v = HostVerdict {
+        drop: false,
+        rule_id: None,
+        reason: Reason::PassNoMatch,
+        logged: 0,
+    };
+    for r in rules
+        .iter()
+        .filter(|r| r.matches_fields(p))
+        .take(MAX_RULE_CANDIDATES)
+    {
+        if !r.matches_payload(p, frame) {
+            continue;
+        }
+        match r.action {
+            Action::Log => v.logged += 1,
+            Action::Drop => {
+                return HostVerdict {
+                    drop: true,
+                    rule_id: Some(r.id),
+                    reason: Reason::DropRule,
+                    ..v
+                }
+            }
+            Action::Pass => {
+                return HostVerdict {
+                    rule_id: Some(r.id),
+                    reason: Reason::PassRule,
+                    ..v
+                }
+            }
+            Action::RateLimit { .. } => {
+                let ok = conforms(r, p);
+                let reason = if ok {
+                    Reason::PassRateLimit
+                } else {
+                    Reason::DropRateLimit
+                };
+                return HostVerdict {
+                    drop: !ok,
+                    rule_id: Some(r.id),
+                    reason,
+                    ..v
+                };
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,11 @@
+//! The XDP back end: the L3/L4 rule model ([`RuleSpec`]), its compiler into the kernel's
+//! bit-vector tables ([`compile`]) and the host evaluator with the kernel's semantics
+//! ([`evaluate`]).
+
+mod compile;
+mod eval;
+mod spec;
+
+pub use compile::{compile, CompileError, XdpTables};
+pub use eval::{evaluate, HostVerdict};
+pub use spec::{Action, PayloadBase, PayloadMatch, RuleSpec};

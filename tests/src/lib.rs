@@ -1,0 +1,51 @@
+//! Shared harness for the root-only integration tests: root checks that explain a skip, a loaded
+//! data plane pinned to one CPU, and packet builders.
+
+pub mod packets;
+
+use rampart::kernel::{Dataplane, LoadOptions};
+
+/// Returns true when the test may run. As root it always runs; otherwise it prints why it skips.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    eprintln!(
+        "SKIP {test}: needs root (BPF_PROG_TEST_RUN, XDP attach, network namespaces); run as root"
+    );
+    false
+}
+
+/// Pins the calling thread to CPU 0, so per-CPU values written by a test run are at index 0.
+pub fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(
+            rc,
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// A freshly loaded program with its own (unpinned) maps.
+pub fn fresh_dataplane() -> Dataplane {
+    match Dataplane::load(&LoadOptions::default()) {
+        Ok(dp) => dp,
+        Err(e) => panic!("loading the XDP program failed: {e}"),
+    }
+}
+
+/// Directory of the outside corpora (`shared/corpora` beside the repository).
+pub fn corpora_dir() -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var_os("RAMPART_CORPORA") {
+        Some(p) => p.into(),
+        None => here.join("../../shared/corpora"),
+    }
+}

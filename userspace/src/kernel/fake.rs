@@ -1,0 +1,46 @@
+//! In-memory [`FilterTables`] for unit tests of code built on the seam.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rampart_rules::{xdp::XdpTables, Prefix};
+
+use super::{FilterTables, KernelError, RulesReport};
+
+#[derive(Debug, Default)]
+pub struct FakeTables {
+    pub denied: BTreeMap<Prefix, Option<Duration>>,
+    pub allowed: BTreeMap<Prefix, ()>,
+    pub rules: Option<XdpTables>,
+    pub generation: u32,
+}
+
+impl FilterTables for FakeTables {
+    fn deny(&mut self, prefix: Prefix, ttl: Option<Duration>) -> Result<(), KernelError> {
+        self.denied.insert(prefix, ttl);
+        Ok(())
+    }
+
+    fn undeny(&mut self, prefix: Prefix) -> Result<bool, KernelError> {
+        Ok(self.denied.remove(&prefix).is_some())
+    }
+
+    fn allow(&mut self, prefix: Prefix) -> Result<(), KernelError> {
+        self.allowed.insert(prefix, ());
+        Ok(())
+    }
+
+    fn unallow(&mut self, prefix: Prefix) -> Result<bool, KernelError> {
+        Ok(self.allowed.remove(&prefix).is_some())
+    }
+
+    fn load_rules(&mut self, tables: &XdpTables) -> Result<RulesReport, KernelError> {
+        self.generation ^= 1;
+        self.rules = Some(tables.clone());
+        Ok(RulesReport {
+            generation: self.generation,
+            rules: tables.metas.len(),
+            entries_written: tables.entry_count(),
+        })
+    }
+}

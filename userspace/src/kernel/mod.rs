@@ -1,0 +1,184 @@
+//! The kernel seam: the only module that calls aya. [`Dataplane`] loads the XDP object (or opens
+//! the maps a running instance pinned), writes config, lists and rule tables, reads counters,
+//! attaches to interfaces and runs the program on test packets.
+
+mod attach;
+mod error;
+mod fake;
+mod lists;
+mod maps;
+pub mod object;
+mod tables;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aya::{
+    programs::{TestRun, TestRunOptions, Xdp},
+    Ebpf, EbpfLoader,
+};
+use rampart_common::{parsed::ParsedFields, reason::Reason, Config, Counter, RuleCounter};
+use rampart_rules::{xdp::XdpTables, Prefix};
+
+pub use attach::{detach_pinned, AttachMode, AttachReport};
+pub use error::KernelError;
+pub use fake::FakeTables;
+pub use lists::{monotonic_ns, DenyListing};
+pub use maps::MAP_NAMES;
+pub use tables::RulesReport;
+
+use maps::Maps;
+
+use crate::counters::Snapshot;
+
+/// Where `rampart attach` pins maps and links by default.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/rampart";
+/// The program's name in the object.
+pub const PROGRAM: &str = "rampart";
+
+/// The operations the rest of Rampart needs from the data plane. [`Dataplane`] implements them on
+/// the kernel; [`FakeTables`] in memory, for unit tests of code built on top.
+pub trait FilterTables {
+    /// Drops every packet from `prefix`, until `ttl` has passed if given.
+    fn deny(&mut self, prefix: Prefix, ttl: Option<Duration>) -> Result<(), KernelError>;
+    /// Returns whether the prefix was present.
+    fn undeny(&mut self, prefix: Prefix) -> Result<bool, KernelError>;
+    fn allow(&mut self, prefix: Prefix) -> Result<(), KernelError>;
+    fn unallow(&mut self, prefix: Prefix) -> Result<bool, KernelError>;
+    /// Replaces the whole rule set atomically.
+    fn load_rules(&mut self, tables: &XdpTables) -> Result<RulesReport, KernelError>;
+}
+
+/// Options for [`Dataplane::load`].
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Object file; `None` uses the object embedded at build time.
+    pub object: Option<PathBuf>,
+    /// Pin (or reuse pinned) maps under this directory, so another process, or this one after a
+    /// restart, finds the same tables.
+    pub pin_dir: Option<PathBuf>,
+}
+
+pub struct Dataplane {
+    /// `None` when the maps were opened from pins (no program loaded by this process).
+    ebpf: Option<Ebpf>,
+    maps: Maps,
+}
+
+impl Dataplane {
+    /// Loads and verifies the program and creates (or reuses pinned) maps. A fresh config is
+    /// written only when none is there yet, so reloading over pinned maps keeps the running state.
+    pub fn load(opts: &LoadOptions) -> Result<Dataplane, KernelError> {
+        let data = object::bytes(opts.object.as_deref())?;
+        object::check_abi(&data)?;
+        let mut loader = EbpfLoader::new();
+        let pins: Vec<(&str, PathBuf)> = match &opts.pin_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| KernelError::PinDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                MAP_NAMES.iter().map(|n| (*n, dir.join(n))).collect()
+            }
+            None => Vec::new(),
+        };
+        for (name, path) in &pins {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(&data).map_err(KernelError::from_load)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or(KernelError::MissingProgram { name: PROGRAM })?
+            .try_into()
+            .map_err(KernelError::program)?;
+        prog.load().map_err(KernelError::program)?;
+        let mut maps = Maps::take(&mut ebpf)?;
+        if !maps.config()?.is_valid() {
+            maps.set_config(Config::new())?;
+        }
+        Ok(Dataplane {
+            ebpf: Some(ebpf),
+            maps,
+        })
+    }
+
+    /// Opens the maps a running instance pinned under `dir` (for CLI commands).
+    pub fn open_pinned(dir: &Path) -> Result<Dataplane, KernelError> {
+        let maps = Maps::from_pins(dir)?;
+        let cfg = maps.config()?;
+        if !cfg.is_valid() {
+            return Err(KernelError::AbiMismatch {
+                object: cfg.abi_version,
+                userspace: rampart_common::ABI_VERSION,
+            });
+        }
+        Ok(Dataplane { ebpf: None, maps })
+    }
+
+    pub fn config(&self) -> Result<Config, KernelError> {
+        self.maps.config()
+    }
+
+    /// Writes `f(config)`; the allow/deny entry counts are kept as they are.
+    pub fn update_config(&mut self, f: impl FnOnce(&mut Config)) -> Result<Config, KernelError> {
+        let mut cfg = self.maps.config()?;
+        f(&mut cfg);
+        self.maps.set_config(cfg)?;
+        Ok(cfg)
+    }
+
+    fn program(&mut self) -> Result<&mut Xdp, KernelError> {
+        let ebpf = self.ebpf.as_mut().ok_or(KernelError::NotLoaded)?;
+        ebpf.program_mut(PROGRAM)
+            .ok_or(KernelError::MissingProgram { name: PROGRAM })?
+            .try_into()
+            .map_err(KernelError::program)
+    }
+
+    /// Runs the program once per `repeat` on `frame` (BPF_PROG_TEST_RUN). Returns the XDP action
+    /// and the kernel's average time per run.
+    pub fn test_run(&mut self, frame: &[u8], repeat: u32) -> Result<(u32, Duration), KernelError> {
+        let prog = self.program()?;
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            repeat: repeat.max(1),
+            ..Default::default()
+        };
+        let r = prog.test_run(opts).map_err(KernelError::program)?;
+        Ok((r.return_value, r.duration))
+    }
+
+    /// The last parse on `cpu` (requires `FLAG_DEBUG_PARSE`).
+    pub fn parse_debug(&self, cpu: usize) -> Result<ParsedFields, KernelError> {
+        self.maps.parse_debug(cpu)
+    }
+
+    /// Zeroes the per-CPU parse record (so a test sees whether the next run wrote it).
+    pub fn clear_parse_debug(&mut self) -> Result<(), KernelError> {
+        self.maps.clear_parse_debug()
+    }
+
+    /// Counters per reason and per rule of the active generation, summed over CPUs.
+    pub fn counters(&self) -> Result<Snapshot, KernelError> {
+        let mut reasons = Vec::new();
+        for r in Reason::ALL {
+            let v = self
+                .maps
+                .reasons
+                .get(&(r as u32), 0)
+                .map_err(KernelError::map("REASON_COUNTERS"))?;
+            reasons.push((r, Counter::sum(v.iter())));
+        }
+        let active = self.config()?.active_gen & 1;
+        let mut rules = Vec::new();
+        for m in self.maps.rules_of(active)? {
+            let v = self
+                .maps
+                .rule_counters
+                .get(&m.counter_slot, 0)
+                .map_err(KernelError::map("RULE_COUNTERS"))?;
+            rules.push((m.rule_id, RuleCounter::sum(v.iter())));
+        }
+        Ok(Snapshot { reasons, rules })
+    }
+}

@@ -1,0 +1,6 @@
+//! Rampart userspace: the kernel seam that loads and drives the XDP data plane, counters, and the
+//! network-namespace lab. Only [`kernel`] talks to aya; everything else goes through
+//! [`kernel::FilterTables`], which has an in-memory fake for tests.
+
+pub mod counters;
+pub mod kernel;

@@ -1,0 +1,233 @@
+//! `rampart`: attach the XDP data plane, manage allow/deny prefixes, show counters, run the lab.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use rampart::kernel::{
+    detach_pinned, AttachMode, Dataplane, FilterTables, LoadOptions, DEFAULT_PIN_DIR,
+};
+use rampart_common::config::{POLICY_DROP, POLICY_PASS};
+use rampart_rules::Prefix;
+
+#[derive(Parser)]
+#[command(
+    name = "rampart",
+    version,
+    about = "Edge security and traffic filtering on XDP"
+)]
+struct Cli {
+    /// Where the running instance pins its maps and links.
+    #[arg(long, global = true, default_value = DEFAULT_PIN_DIR)]
+    pin_dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load the program and attach it to interfaces; it stays attached after this command exits.
+    Attach {
+        #[arg(long = "iface", required = true)]
+        ifaces: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Mode::Auto)]
+        mode: Mode,
+        /// XDP object to load instead of the embedded one.
+        #[arg(long)]
+        object: Option<PathBuf>,
+        /// Verdict for packets that fail to parse.
+        #[arg(long, value_enum, default_value_t = Policy::Pass)]
+        error_policy: Policy,
+        /// Verdict for non-first fragments whose first fragment was not seen.
+        #[arg(long, value_enum, default_value_t = Policy::Pass)]
+        frag_policy: Policy,
+    },
+    /// Detach from interfaces (maps stay pinned until `rampart unpin`).
+    Detach {
+        #[arg(long = "iface", required = true)]
+        ifaces: Vec<String>,
+    },
+    /// Remove the pinned maps (after detaching everywhere).
+    Unpin,
+    /// Drop all traffic from prefixes.
+    Deny {
+        #[command(subcommand)]
+        op: ListOp,
+    },
+    /// Pass all traffic from prefixes before any other check.
+    Allow {
+        #[command(subcommand)]
+        op: ListOp,
+    },
+    /// Counters per verdict reason and per rule.
+    Stats,
+}
+
+#[derive(Subcommand)]
+enum ListOp {
+    Add {
+        #[arg(required = true)]
+        prefixes: Vec<String>,
+        /// Seconds until the entry expires (deny only; default: never).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+        ttl: Option<u64>,
+    },
+    Remove {
+        #[arg(required = true)]
+        prefixes: Vec<String>,
+    },
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Policy {
+    Pass,
+    Drop,
+}
+
+impl Policy {
+    fn code(self) -> u32 {
+        match self {
+            Policy::Pass => POLICY_PASS,
+            Policy::Drop => POLICY_DROP,
+        }
+    }
+}
+
+fn parse_prefixes(items: &[String]) -> Result<Vec<Prefix>> {
+    items
+        .iter()
+        .map(|s| s.parse::<Prefix>().map_err(anyhow::Error::from))
+        .collect()
+}
+
+fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Attach {
+            ifaces,
+            mode,
+            object,
+            error_policy,
+            frag_policy,
+        } => {
+            let mode = match mode {
+                Mode::Auto => AttachMode::Auto,
+                Mode::Native => AttachMode::Native,
+                Mode::Generic => AttachMode::Generic,
+            };
+            let mut dp = Dataplane::load(&LoadOptions {
+                object,
+                pin_dir: Some(cli.pin_dir.clone()),
+            })?;
+            dp.update_config(|c| {
+                c.error_policy = error_policy.code();
+                c.frag_policy = frag_policy.code();
+            })?;
+            for iface in &ifaces {
+                let r = dp.attach(iface, mode, Some(&cli.pin_dir))?;
+                match &r.fallback {
+                    Some(why) => println!(
+                        "{}: attached in GENERIC mode (native failed: {why})",
+                        r.iface
+                    ),
+                    None => println!("{}: attached in {} mode", r.iface, r.mode),
+                }
+            }
+        }
+        Cmd::Detach { ifaces } => {
+            for iface in &ifaces {
+                if detach_pinned(&cli.pin_dir, iface)? {
+                    println!("{iface}: detached");
+                } else {
+                    bail!(
+                        "{iface}: nothing attached (no pinned link under {})",
+                        cli.pin_dir.display()
+                    );
+                }
+            }
+        }
+        Cmd::Unpin => {
+            if cli.pin_dir.exists() {
+                if std::fs::read_dir(&cli.pin_dir)?
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("link_"))
+                {
+                    bail!("still attached somewhere; run `rampart detach` first");
+                }
+                std::fs::remove_dir_all(&cli.pin_dir)
+                    .with_context(|| format!("removing {}", cli.pin_dir.display()))?;
+            }
+            println!("unpinned {}", cli.pin_dir.display());
+        }
+        Cmd::Deny { op } => list_op(&cli.pin_dir, op, true)?,
+        Cmd::Allow { op } => list_op(&cli.pin_dir, op, false)?,
+        Cmd::Stats => {
+            let dp = Dataplane::open_pinned(&cli.pin_dir)?;
+            print!("{}", dp.counters()?.render());
+        }
+    }
+    Ok(())
+}
+
+fn list_op(pin_dir: &std::path::Path, op: ListOp, deny: bool) -> Result<()> {
+    match op {
+        ListOp::Add { prefixes, ttl } => {
+            let prefixes = parse_prefixes(&prefixes)?;
+            if ttl.is_some() && !deny {
+                bail!("--ttl applies to deny entries only");
+            }
+            let mut dp = Dataplane::open_pinned(pin_dir)?;
+            for p in prefixes {
+                if deny {
+                    dp.deny(p, ttl.map(Duration::from_secs))?;
+                } else {
+                    dp.allow(p)?;
+                }
+                println!("added {p}");
+            }
+        }
+        ListOp::Remove { prefixes } => {
+            let prefixes = parse_prefixes(&prefixes)?;
+            let mut dp = Dataplane::open_pinned(pin_dir)?;
+            for p in prefixes {
+                let removed = if deny { dp.undeny(p)? } else { dp.unallow(p)? };
+                println!("{} {p}", if removed { "removed" } else { "not present:" });
+            }
+        }
+        ListOp::List => {
+            let dp = Dataplane::open_pinned(pin_dir)?;
+            if deny {
+                for d in dp.deny_list()? {
+                    match d.expires_in {
+                        Some(t) => println!("{}  expires in {}s", d.prefix, t.as_secs()),
+                        None => println!("{}", d.prefix),
+                    }
+                }
+            } else {
+                for p in dp.allow_list()? {
+                    println!("{p}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! The rule table lookup: AND the class bitmaps of the fields the generation uses, then walk the
+//! set bits in rule order, checking payload bytes, until a rule decides.
+
+use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, maps::lpm_trie::Key, programs::XdpContext};
+use rampart_common::{
+    addr::{ClassKeyData, CLASS_KEY_HEADER_BITS, DIR_DST, DIR_SRC},
+    config::field,
+    frag::NO_SLOT,
+    limits::{BITMAP_WORDS, MAX_PAYLOAD_MATCH, MAX_RULE_CANDIDATES},
+    parsed::{ParsedFields, PF_HAS_L4},
+    rules::{
+        class_bits_index, class_of_index, rule_index, RuleBitmap, RuleMeta, ABSENT_PORT,
+        ABSENT_TCP_FLAGS, ACTION_DROP, ACTION_LOG, ACTION_RATE_LIMIT, PAYLOAD_BASE_L3,
+        PAYLOAD_BASE_L4, UNTAGGED_VLAN,
+    },
+    Addr16, Reason,
+};
+
+use crate::{
+    ratelimit, stats, stats::Verdict, CLASS_BITS, CLASS_OF, CLASS_TRIE, GEN_INFO, RULE_META,
+};
+
+type Acc = [u64; BITMAP_WORDS];
+
+/// Returns the verdict and the counter slot of the deciding rule (`NO_SLOT` when none decided).
+#[inline(always)]
+pub fn classify(
+    ctx: &XdpContext,
+    generation: u32,
+    p: &ParsedFields,
+    acc: &mut RuleBitmap,
+    bytes: u64,
+) -> Result<(Verdict, u32), Reason> {
+    let info = GEN_INFO.get(generation).ok_or(Reason::ErrMapLookup)?;
+    let no_match = Ok((Verdict::Pass(Reason::PassNoMatch), NO_SLOT));
+    if info.rule_count == 0 {
+        return no_match;
+    }
+    let used = info.used_fields;
+    let has_l4 = p.flags & PF_HAS_L4 != 0;
+    let has_ports = has_l4 && (p.proto == 6 || p.proto == 17);
+    let (sport, dport) = if has_ports {
+        (p.sport as u32, p.dport as u32)
+    } else {
+        (ABSENT_PORT, ABSENT_PORT)
+    };
+    let tcp_flags = if has_l4 && p.proto == 6 {
+        p.tcp_flags as u32
+    } else {
+        ABSENT_TCP_FLAGS
+    };
+    let vlan = match p.vlan_count {
+        0 => UNTAGGED_VLAN,
+        1 => p.vlan_ids[0] as u32,
+        _ => p.vlan_ids[1] as u32,
+    };
+
+    let acc = &mut acc.words;
+    *acc = [u64::MAX; BITMAP_WORDS];
+    and_value(acc, generation, used, field::PROTO, p.proto as u32)?;
+    and_value(acc, generation, used, field::TTL, p.ttl as u32)?;
+    and_value(acc, generation, used, field::TCP_FLAGS, tcp_flags)?;
+    and_value(acc, generation, used, field::VLAN, vlan)?;
+    and_value(acc, generation, used, field::SPORT, sport)?;
+    and_value(acc, generation, used, field::DPORT, dport)?;
+    and_value(acc, generation, used, field::IP_LEN, p.ip_len as u32)?;
+    and_prefix(acc, generation, used, field::SRC, DIR_SRC, &p.src)?;
+    and_prefix(acc, generation, used, field::DST, DIR_DST, &p.dst)?;
+
+    let mut w = 0usize;
+    for _ in 0..MAX_RULE_CANDIDATES {
+        while w < BITMAP_WORDS && acc[w] == 0 {
+            w += 1;
+        }
+        if w >= BITMAP_WORDS {
+            return no_match;
+        }
+        let word = acc[w];
+        acc[w] = word & (word - 1);
+        let rule = w as u32 * 64 + word.trailing_zeros();
+        if rule >= info.rule_count {
+            return no_match;
+        }
+        let meta = RULE_META
+            .get(rule_index(generation, rule))
+            .ok_or(Reason::ErrMapLookup)?;
+        if meta.payload_len != 0 && !payload_matches(ctx, p, meta) {
+            continue;
+        }
+        let slot = meta.counter_slot;
+        match meta.action {
+            ACTION_LOG => {
+                stats::count_rule(slot, false, bytes);
+                stats::count(Reason::EvLogOnly, bytes);
+            }
+            ACTION_DROP => {
+                stats::count_rule(slot, true, bytes);
+                return Ok((Verdict::Drop(Reason::DropRule), slot));
+            }
+            ACTION_RATE_LIMIT => {
+                let ok = ratelimit::conforms(meta, &p.src);
+                stats::count_rule(slot, !ok, bytes);
+                let v = if ok {
+                    Verdict::Pass(Reason::PassRateLimit)
+                } else {
+                    Verdict::Drop(Reason::DropRateLimit)
+                };
+                return Ok((v, slot));
+            }
+            _ => {
+                stats::count_rule(slot, false, bytes);
+                return Ok((Verdict::Pass(Reason::PassRule), slot));
+            }
+        }
+    }
+    stats::count(Reason::EvCandidateLimit, bytes);
+    no_match
+}
+
+#[inline(always)]
+fn and_bitmap(acc: &mut Acc, generation: u32, field: u32, class: u32) -> Result<(), Reason> {
+    let bm = CLASS_BITS
+        .get(class_bits_index(generation, field, class))
+        .ok_or(Reason::ErrMapLookup)?;
+    for (a, b) in acc.iter_mut().zip(bm.words.iter()) {
+        *a &= *b;
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn and_value(
+    acc: &mut Acc,
+    generation: u32,
+    used: u32,
+    field: u32,
+    value: u32,
+) -> Result<(), Reason> {
+    if used & (1 << field) == 0 {
+        return Ok(());
+    }
+    let class = CLASS_OF
+        .get(class_of_index(generation, field, value))
+        .ok_or(Reason::ErrMapLookup)?;
+    and_bitmap(acc, generation, field, *class as u32)
+}
+
+#[inline(always)]
+fn and_prefix(
+    acc: &mut Acc,
+    generation: u32,
+    used: u32,
+    field: u32,
+    direction: u8,
+    addr: &Addr16,
+) -> Result<(), Reason> {
+    if used & (1 << field) == 0 {
+        return Ok(());
+    }
+    let key = ClassKeyData {
+        generation: generation as u8,
+        direction,
+        _pad: [0; 2],
+        addr: *addr,
+    };
+    let class = CLASS_TRIE
+        .get(Key::new(CLASS_KEY_HEADER_BITS + 128, key))
+        .ok_or(Reason::ErrMapLookup)?;
+    and_bitmap(acc, generation, field, *class)
+}
+
+/// `packet[base + offset ..][..len] & mask == value`. Userspace zeroes mask and value past `len`,
+/// so all 16 bytes are compared; too few bytes in the packet is no match.
+#[inline(always)]
+fn payload_matches(ctx: &XdpContext, p: &ParsedFields, meta: &RuleMeta) -> bool {
+    let base = match meta.payload_base {
+        PAYLOAD_BASE_L3 => p.l3_offset,
+        PAYLOAD_BASE_L4 => p.l4_offset,
+        _ => p.payload_offset,
+    };
+    let len = meta.payload_len as u32;
+    if len == 0 || len > MAX_PAYLOAD_MATCH as u32 {
+        return len == 0;
+    }
+    let mut buf = [0u8; MAX_PAYLOAD_MATCH];
+    let offset = base as u32 + meta.payload_offset as u32;
+    // SAFETY: the helper bounds-checks `offset..offset+len` against the frame and writes at most
+    // `len` (<= 16) bytes into `buf`.
+    let rc = unsafe { bpf_xdp_load_bytes(ctx.ctx, offset, buf.as_mut_ptr().cast(), len) };
+    if rc != 0 {
+        return false;
+    }
+    let mut differ = 0u8;
+    for i in 0..MAX_PAYLOAD_MATCH {
+        differ |= (buf[i] & meta.payload_mask[i]) ^ meta.payload_value[i];
+    }
+    differ == 0
+}

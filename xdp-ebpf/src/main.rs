@@ -1,0 +1,149 @@
+//! The Rampart XDP program: entry point and map definitions only. Parsing, list checks, the rule
+//! table, fragments and counters live in their own modules.
+#![no_std]
+#![no_main]
+
+mod classify;
+mod cursor;
+mod frag;
+mod lists;
+mod parse;
+mod ratelimit;
+mod stats;
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{map, xdp},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray},
+    programs::XdpContext,
+};
+use rampart_common::{
+    addr::{AllowEntry, ClassKeyData, DenyEntry, LpmKeyData},
+    config::{GenInfo, FLAG_DEBUG_PARSE, POLICY_DROP},
+    frag::{FragKey, FragVerdict, FRAG_FIRST, FRAG_LATER},
+    limits::*,
+    parsed::ParsedFields,
+    ratelimit::{RateKey, RateState},
+    reason::REASON_SLOTS,
+    rules::{RuleBitmap, RuleMeta, CLASS_BITS_PER_GEN, CLASS_OF_PER_GEN},
+    Config, Counter, Reason, RuleCounter,
+};
+
+use crate::stats::Verdict;
+
+#[map]
+static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+#[map]
+static GEN_INFO: Array<GenInfo> = Array::with_max_entries(GENERATIONS, 0);
+#[map]
+static REASON_COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(REASON_SLOTS, 0);
+#[map]
+static RULE_COUNTERS: PerCpuArray<RuleCounter> = PerCpuArray::with_max_entries(MAX_RULE_SLOTS, 0);
+#[map]
+static ALLOW: LpmTrie<LpmKeyData, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW_ENTRIES, 0);
+#[map]
+static DENY: LpmTrie<LpmKeyData, DenyEntry> = LpmTrie::with_max_entries(MAX_DENY_ENTRIES, 0);
+#[map]
+static CLASS_OF: Array<u16> = Array::with_max_entries(GENERATIONS * CLASS_OF_PER_GEN, 0);
+#[map]
+static CLASS_TRIE: LpmTrie<ClassKeyData, u32> =
+    LpmTrie::with_max_entries(MAX_PREFIX_CLASS_ENTRIES, 0);
+#[map]
+static CLASS_BITS: Array<RuleBitmap> = Array::with_max_entries(GENERATIONS * CLASS_BITS_PER_GEN, 0);
+#[map]
+static RULE_META: Array<RuleMeta> = Array::with_max_entries(GENERATIONS * MAX_RULES, 0);
+#[map]
+static FRAG_VERDICTS: LruHashMap<FragKey, FragVerdict> =
+    LruHashMap::with_max_entries(MAX_FRAG_ENTRIES, 0);
+#[map]
+static RATE_BUCKETS: LruHashMap<RateKey, RateState> =
+    LruHashMap::with_max_entries(MAX_RATE_BUCKETS, 0);
+/// Written only with `FLAG_DEBUG_PARSE` (tests).
+#[map]
+static PARSE_DEBUG: PerCpuArray<ParsedFields> = PerCpuArray::with_max_entries(1, 0);
+/// Per-packet working memory: the BPF stack (512 bytes) is too small for it.
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Kernel-private (never read by userspace), so it lives here rather than in `common`.
+#[repr(C)]
+pub struct Scratch {
+    pub parsed: ParsedFields,
+    pub acc: RuleBitmap,
+}
+
+#[xdp]
+pub fn rampart(ctx: XdpContext) -> u32 {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let Some(cfg) = CONFIG.get(0).filter(|c| c.is_valid()) else {
+        return stats::exit(Verdict::Pass(Reason::PassNotConfigured), len);
+    };
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return stats::error(Reason::ErrMapLookup, cfg.error_policy == POLICY_DROP, len);
+    };
+    // SAFETY: per-CPU scratch; XDP runs with preemption off, so this packet is its only user.
+    let scratch = unsafe { &mut *scratch };
+    match try_rampart(&ctx, cfg, scratch, len) {
+        Ok(verdict) => stats::exit(verdict, len),
+        Err(reason) => stats::error(reason, cfg.error_policy == POLICY_DROP, len),
+    }
+}
+
+#[inline(always)]
+fn try_rampart(
+    ctx: &XdpContext,
+    cfg: &Config,
+    scratch: &mut Scratch,
+    bytes: u64,
+) -> Result<Verdict, Reason> {
+    let p = &mut scratch.parsed;
+    *p = ParsedFields::default();
+    let parsed = parse::parse(ctx, p);
+    if cfg.flags & FLAG_DEBUG_PARSE != 0 {
+        if let Some(slot) = PARSE_DEBUG.get_ptr_mut(0) {
+            // SAFETY: a per-CPU array slot, written only by this program on this CPU.
+            unsafe { *slot = *p };
+        }
+    }
+    parsed?;
+    if p.ip_version == 0 {
+        return Ok(Verdict::Pass(Reason::PassNotIp));
+    }
+    if cfg.allow_entries != 0 && lists::allowed(&p.src) {
+        return Ok(Verdict::Pass(Reason::PassAllowlist));
+    }
+    if cfg.deny_entries != 0 && lists::denied(&p.src) {
+        return Ok(Verdict::Drop(Reason::DropDenylist));
+    }
+    if p.frag == FRAG_LATER {
+        return Ok(frag::later_fragment(p, cfg.frag_policy == POLICY_DROP));
+    }
+    // Read the generation once: the packet sees one whole rule set.
+    let generation = cfg.active_gen & 1;
+    let (verdict, slot) =
+        classify::classify(ctx, generation, &scratch.parsed, &mut scratch.acc, bytes)?;
+    if scratch.parsed.frag == FRAG_FIRST {
+        frag::remember(&scratch.parsed, verdict, slot);
+    }
+    Ok(verdict)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any path that could reach this; it exists only to satisfy no_std.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+/// Keeps `xdp_action` in scope for modules that return raw actions.
+pub(crate) const XDP_PASS: u32 = xdp_action::XDP_PASS;
+pub(crate) const XDP_DROP: u32 = xdp_action::XDP_DROP;
+
+/// Read from the ELF by userspace before loading: it refuses an object built for another ABI.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".rodata")]
+static RAMPART_ABI_VERSION: u32 = rampart_common::ABI_VERSION;
