@@ -56,7 +56,7 @@ pub fn classify(
     };
 
     let acc = &mut acc.words;
-    *acc = [u64::MAX; BITMAP_WORDS];
+    crate::cursor::fill_u64(acc, u64::MAX);
     and_value(acc, generation, used, field::PROTO, p.proto as u32)?;
     and_value(acc, generation, used, field::TTL, p.ttl as u32)?;
     and_value(acc, generation, used, field::TCP_FLAGS, tcp_flags)?;

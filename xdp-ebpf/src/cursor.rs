@@ -55,3 +55,43 @@ impl Cursor {
         Some(())
     }
 }
+
+/// Copies a 16-byte address out of the packet as eight 2-byte loads. Header offsets in a frame are
+/// always even (14-byte Ethernet, 4-byte tags, 4/8-byte IP header units), so the loads are aligned;
+/// a plain array copy would be a byte-at-a-time `memcpy` loop (LLVM 22, BPF target).
+#[inline(always)]
+pub fn copy_addr16(dst: &mut [u8; 16], src: *const [u8; 16]) {
+    let s = src as *const u16;
+    let d = dst.as_mut_ptr() as *mut u16;
+    for i in 0..8 {
+        // SAFETY: the caller's cursor bound covers all 16 source bytes; `dst` is 16 bytes and at
+        // least 2-aligned (a field of a 4-aligned struct at an even offset).
+        unsafe { core::ptr::write_volatile(d.add(i), core::ptr::read_volatile(s.add(i))) };
+    }
+}
+
+/// Copies a 4-byte IPv4 address into IPv4-mapped form.
+#[inline(always)]
+pub fn copy_addr4_mapped(dst: &mut [u8; 16], src: *const [u8; 4]) {
+    let s = src as *const u16;
+    let d = dst.as_mut_ptr() as *mut u16;
+    // SAFETY: as in `copy_addr16`; the source is 4 bytes inside the bounds-checked header.
+    unsafe {
+        for i in 0..5 {
+            core::ptr::write_volatile(d.add(i), 0);
+        }
+        core::ptr::write_volatile(d.add(5), 0xffff);
+        core::ptr::write_volatile(d.add(6), core::ptr::read_volatile(s));
+        core::ptr::write_volatile(d.add(7), core::ptr::read_volatile(s.add(1)));
+    }
+}
+
+/// Fills `words` with `value` using word stores (a plain assignment becomes a byte-at-a-time
+/// `memset` loop on the BPF target).
+#[inline(always)]
+pub fn fill_u64(words: &mut [u64], value: u64) {
+    for w in words.iter_mut() {
+        // SAFETY: `w` is a valid, aligned, exclusive reference.
+        unsafe { core::ptr::write_volatile(w, value) };
+    }
+}

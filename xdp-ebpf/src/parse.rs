@@ -4,14 +4,13 @@
 
 use aya_ebpf::programs::XdpContext;
 use rampart_common::{
-    addr::v4_mapped,
     frag::{FRAG_FIRST, FRAG_LATER, FRAG_NONE},
     limits::{MAX_IPV6_EXT_HDRS, MAX_VLAN_DEPTH},
     parsed::{ParsedFields, PF_DF, PF_HAS_L4, PF_IP, PF_MF},
     Reason,
 };
 
-use crate::cursor::Cursor;
+use crate::cursor::{copy_addr16, copy_addr4_mapped, Cursor};
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -170,8 +169,8 @@ fn parse_ipv4(cur: &mut Cursor, p: &mut ParsedFields) -> Result<(), Reason> {
     }
     p.ip_version = 4;
     p.flags |= PF_IP;
-    p.src = v4_mapped(ip.src);
-    p.dst = v4_mapped(ip.dst);
+    copy_addr4_mapped(&mut p.src, core::ptr::addr_of!(ip.src));
+    copy_addr4_mapped(&mut p.dst, core::ptr::addr_of!(ip.dst));
     p.proto = ip.proto;
     p.ttl = ip.ttl;
     p.ip_len = total_len;
@@ -208,8 +207,8 @@ fn parse_ipv6(cur: &mut Cursor, p: &mut ParsedFields) -> Result<(), Reason> {
     let ip = unsafe { &*ip };
     p.ip_version = 6;
     p.flags |= PF_IP;
-    p.src = ip.src;
-    p.dst = ip.dst;
+    copy_addr16(&mut p.src, core::ptr::addr_of!(ip.src));
+    copy_addr16(&mut p.dst, core::ptr::addr_of!(ip.dst));
     p.ttl = ip.hop_limit;
     p.ip_len = be16(ip.payload_len).saturating_add(40);
     let mut next = ip.next;

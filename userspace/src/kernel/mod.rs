@@ -35,6 +35,8 @@ use crate::counters::Snapshot;
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/rampart";
 /// The program's name in the object.
 pub const PROGRAM: &str = "rampart";
+/// A program in the same object that only passes: the floor in benchmarks.
+pub const FLOOR_PROGRAM: &str = "rampart_floor";
 
 /// The operations the rest of Rampart needs from the data plane. [`Dataplane`] implements them on
 /// the kernel; [`FakeTables`] in memory, for unit tests of code built on top.
@@ -128,9 +130,13 @@ impl Dataplane {
     }
 
     fn program(&mut self) -> Result<&mut Xdp, KernelError> {
+        self.program_named(PROGRAM)
+    }
+
+    fn program_named(&mut self, name: &'static str) -> Result<&mut Xdp, KernelError> {
         let ebpf = self.ebpf.as_mut().ok_or(KernelError::NotLoaded)?;
-        ebpf.program_mut(PROGRAM)
-            .ok_or(KernelError::MissingProgram { name: PROGRAM })?
+        ebpf.program_mut(name)
+            .ok_or(KernelError::MissingProgram { name })?
             .try_into()
             .map_err(KernelError::program)
     }
@@ -138,7 +144,21 @@ impl Dataplane {
     /// Runs the program once per `repeat` on `frame` (BPF_PROG_TEST_RUN). Returns the XDP action
     /// and the kernel's average time per run.
     pub fn test_run(&mut self, frame: &[u8], repeat: u32) -> Result<(u32, Duration), KernelError> {
-        let prog = self.program()?;
+        self.test_run_program(PROGRAM, frame, repeat)
+    }
+
+    /// Like [`Dataplane::test_run`] for another program of the object ([`FLOOR_PROGRAM`] for the
+    /// bench floor), loading it on first use.
+    pub fn test_run_program(
+        &mut self,
+        name: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, Duration), KernelError> {
+        let prog = self.program_named(name)?;
+        if prog.fd().is_err() {
+            prog.load().map_err(KernelError::program)?;
+        }
         let opts = TestRunOptions {
             data_in: Some(frame),
             repeat: repeat.max(1),
