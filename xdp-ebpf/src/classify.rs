@@ -57,15 +57,31 @@ pub fn classify(
 
     let acc = &mut acc.words;
     crate::cursor::fill_u64(acc, u64::MAX);
-    and_value(acc, generation, used, field::PROTO, p.proto as u32)?;
-    and_value(acc, generation, used, field::TTL, p.ttl as u32)?;
-    and_value(acc, generation, used, field::TCP_FLAGS, tcp_flags)?;
-    and_value(acc, generation, used, field::VLAN, vlan)?;
-    and_value(acc, generation, used, field::SPORT, sport)?;
-    and_value(acc, generation, used, field::DPORT, dport)?;
-    and_value(acc, generation, used, field::IP_LEN, p.ip_len as u32)?;
-    and_prefix(acc, generation, used, field::SRC, DIR_SRC, &p.src)?;
-    and_prefix(acc, generation, used, field::DST, DIR_DST, &p.dst)?;
+    // Cheap array-classified fields first, the two trie lookups last; stop as soon as no rule
+    // is left (most clean packets leave after a field or two).
+    // Written out, not looped: a constant field keeps `class_of_index` free of bounds checks
+    // (a runtime field index brings a panic path the verifier refuses).
+    let g = generation;
+    macro_rules! and_or_leave {
+        ($field:expr, $value:expr) => {
+            if !and_value(acc, g, used, $field, $value)? {
+                return no_match;
+            }
+        };
+    }
+    and_or_leave!(field::PROTO, p.proto as u32);
+    and_or_leave!(field::DPORT, dport);
+    and_or_leave!(field::TCP_FLAGS, tcp_flags);
+    and_or_leave!(field::SPORT, sport);
+    and_or_leave!(field::TTL, p.ttl as u32);
+    and_or_leave!(field::IP_LEN, p.ip_len as u32);
+    and_or_leave!(field::VLAN, vlan);
+    if !and_prefix(acc, g, used, field::SRC, DIR_SRC, &p.src)? {
+        return no_match;
+    }
+    if !and_prefix(acc, g, used, field::DST, DIR_DST, &p.dst)? {
+        return no_match;
+    }
 
     let mut w = 0usize;
     for _ in 0..MAX_RULE_CANDIDATES {
@@ -117,15 +133,20 @@ pub fn classify(
     no_match
 }
 
+/// ANDs the class bitmap into `acc`; returns whether any rule is left.
 #[inline(always)]
-fn and_bitmap(acc: &mut Acc, generation: u32, field: u32, class: u32) -> Result<(), Reason> {
+fn and_bitmap(acc: &mut Acc, generation: u32, field: u32, class: u32) -> Result<bool, Reason> {
     let bm = CLASS_BITS
         .get(class_bits_index(generation, field, class))
         .ok_or(Reason::ErrMapLookup)?;
+    // All 16 words, always: a bound that varies with the rule count multiplies the paths the
+    // verifier walks past its limit (kernel 6.18).
+    let mut any = 0u64;
     for (a, b) in acc.iter_mut().zip(bm.words.iter()) {
         *a &= *b;
+        any |= *a;
     }
-    Ok(())
+    Ok(any != 0)
 }
 
 #[inline(always)]
@@ -135,9 +156,9 @@ fn and_value(
     used: u32,
     field: u32,
     value: u32,
-) -> Result<(), Reason> {
+) -> Result<bool, Reason> {
     if used & (1 << field) == 0 {
-        return Ok(());
+        return Ok(true);
     }
     let class = CLASS_OF
         .get(class_of_index(generation, field, value))
@@ -153,9 +174,9 @@ fn and_prefix(
     field: u32,
     direction: u8,
     addr: &Addr16,
-) -> Result<(), Reason> {
+) -> Result<bool, Reason> {
     if used & (1 << field) == 0 {
-        return Ok(());
+        return Ok(true);
     }
     let key = ClassKeyData {
         generation: generation as u8,

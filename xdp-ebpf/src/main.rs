@@ -106,7 +106,10 @@ fn try_rampart(
     let p = &mut scratch.parsed;
     // SAFETY: ParsedFields is 72 bytes of integers, 8-aligned in the map value; all-zero is its
     // default. Word stores, because a struct assignment becomes a byte-at-a-time memset.
-    cursor::fill_u64(unsafe { &mut *(p as *mut ParsedFields as *mut [u64; 9]) }, 0);
+    cursor::fill_u64(
+        unsafe { &mut *(p as *mut ParsedFields as *mut [u64; 9]) },
+        0,
+    );
     let parsed = parse::parse(ctx, p);
     if cfg.flags & FLAG_DEBUG_PARSE != 0 {
         if let Some(slot) = PARSE_DEBUG.get_ptr_mut(0) {
