@@ -4,3 +4,4 @@
 
 pub mod counters;
 pub mod kernel;
+pub mod lab;

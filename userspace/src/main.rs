@@ -62,6 +62,8 @@ enum Cmd {
     },
     /// Counters per verdict reason and per rule.
     Stats,
+    /// Build a namespace lab, attach, send bounded legitimate and attack traffic, show counters.
+    Lab,
 }
 
 #[derive(Subcommand)]
@@ -180,6 +182,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Deny { op } => list_op(&cli.pin_dir, op, true)?,
         Cmd::Allow { op } => list_op(&cli.pin_dir, op, false)?,
+        Cmd::Lab => rampart::lab::run(rampart::lab::LabPlan::default())?,
         Cmd::Stats => {
             let dp = Dataplane::open_pinned(&cli.pin_dir)?;
             print!("{}", dp.counters()?.render());
