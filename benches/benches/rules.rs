@@ -15,7 +15,15 @@ fn benches(c: &mut Criterion) {
             t
         })
     });
-    let mut p = ParsedFields { ip_version: 4, proto: 17, ttl: 64, sport: 40_000, dport: LAST_RULE_PORT, ip_len: 28, ..Default::default() };
+    let mut p = ParsedFields {
+        ip_version: 4,
+        proto: 17,
+        ttl: 64,
+        sport: 40_000,
+        dport: LAST_RULE_PORT,
+        ip_len: 28,
+        ..Default::default()
+    };
     p.flags = PF_IP | PF_HAS_L4;
     p.src = rampart_common::addr::v4_mapped([192, 0, 2, 7]);
     p.dst = rampart_common::addr::v4_mapped([198, 51, 100, 1]);

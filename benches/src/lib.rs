@@ -25,7 +25,10 @@ pub fn rule_set(n: u32) -> Vec<RuleSpec> {
                 }
                 1 => {
                     r.proto = Some(6);
-                    r.src = Some(Prefix::new(prefix_addr(100, 64 + (i / 256) as u8, (i % 256) as u8), 96 + 24));
+                    r.src = Some(Prefix::new(
+                        prefix_addr(100, 64 + (i / 256) as u8, (i % 256) as u8),
+                        96 + 24,
+                    ));
                     r.dport = Some((22, 22));
                 }
                 2 => {
@@ -55,7 +58,9 @@ fn prefix_addr(a: u8, b: u8, c: u8) -> [u8; 16] {
 
 /// `n` distinct /24s: 10.0.0.0/24, 10.0.1.0/24, ...
 pub fn deny_prefixes(n: u32) -> Vec<Prefix> {
-    (0..n).map(|i| Prefix::new(prefix_addr(10, (i / 256) as u8, (i % 256) as u8), 96 + 24)).collect()
+    (0..n)
+        .map(|i| Prefix::new(prefix_addr(10, (i / 256) as u8, (i % 256) as u8), 96 + 24))
+        .collect()
 }
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -69,12 +74,20 @@ fn finish(b: etherparse::PacketBuilderStep<etherparse::TcpHeader>, payload: &[u8
 
 /// A TCP ACK to port 443 from an address no rule or deny entry covers.
 pub fn clean_frame() -> Vec<u8> {
-    finish(PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4([192, 0, 2, 7], [198, 51, 100, 1], 64).tcp(40_000, 443, 1, 65_535).ack(1), b"")
+    finish(
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([192, 0, 2, 7], [198, 51, 100, 1], 64)
+            .tcp(40_000, 443, 1, 65_535)
+            .ack(1),
+        b"",
+    )
 }
 
 /// UDP to `LAST_RULE_PORT`: dropped by the last rule.
 pub fn rule_drop_frame() -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4([192, 0, 2, 7], [198, 51, 100, 1], 64).udp(40_000, LAST_RULE_PORT);
+    let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4([192, 0, 2, 7], [198, 51, 100, 1], 64)
+        .udp(40_000, LAST_RULE_PORT);
     let mut out = Vec::new();
     b.write(&mut out, b"").expect("writing to a Vec");
     out
@@ -82,5 +95,11 @@ pub fn rule_drop_frame() -> Vec<u8> {
 
 /// TCP from inside the 10,000 denied prefixes.
 pub fn deny_drop_frame() -> Vec<u8> {
-    finish(PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4([10, 0, 5, 9], [198, 51, 100, 1], 64).tcp(40_000, 443, 1, 65_535).ack(1), b"")
+    finish(
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([10, 0, 5, 9], [198, 51, 100, 1], 64)
+            .tcp(40_000, 443, 1, 65_535)
+            .ack(1),
+        b"",
+    )
 }

@@ -95,3 +95,62 @@ impl Snapshot {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(pass: u64, drop: u64, rule: (u64, u64)) -> Snapshot {
+        let c = |p: u64| Counter {
+            packets: p,
+            bytes: p * 100,
+        };
+        Snapshot {
+            reasons: vec![
+                (Reason::PassNoMatch, c(pass)),
+                (Reason::DropRule, c(drop)),
+                (Reason::ErrTruncTcp, c(1)),
+                (Reason::EvLogOnly, c(5)),
+            ],
+            rules: vec![(
+                7,
+                RuleCounter {
+                    matched: c(rule.0),
+                    dropped: c(rule.1),
+                },
+            )],
+        }
+    }
+
+    #[test]
+    fn delta_subtracts_reason_by_reason_and_rule_by_rule() {
+        let d = snap(10, 4, (6, 4)).delta(&snap(15, 9, (11, 9)));
+        assert_eq!(d.reason(Reason::PassNoMatch).packets, 5);
+        assert_eq!(
+            d.reason(Reason::DropRule),
+            Counter {
+                packets: 5,
+                bytes: 500
+            }
+        );
+        assert_eq!(d.reason(Reason::ErrTruncTcp).packets, 0);
+        assert_eq!(d.rule(7).unwrap().dropped.packets, 5);
+        assert_eq!(d.rule(8), None);
+    }
+
+    #[test]
+    fn packets_counts_verdicts_only() {
+        // Error and event reasons are counted beside a verdict, so they are not packets.
+        let s = snap(10, 4, (0, 0));
+        assert_eq!(s.packets(), 14);
+        assert_eq!(s.dropped(), 4);
+    }
+
+    #[test]
+    fn render_lists_non_zero_counters_and_rules() {
+        let text = snap(0, 3, (3, 3)).render();
+        assert!(text.contains("drop_rule"));
+        assert!(!text.contains("pass_no_match"));
+        assert!(text.lines().any(|l| l.starts_with("7 ") && l.contains('3')));
+    }
+}

@@ -21,6 +21,10 @@ struct Cli {
     /// Where the running instance pins its maps and links.
     #[arg(long, global = true, default_value = DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
+    /// Work in this network namespace (`ip netns` name): interfaces are looked up there, while
+    /// pins stay in this mount namespace's bpffs.
+    #[arg(long, global = true)]
+    netns: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -122,7 +126,25 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+fn enter_netns(name: &str) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{name}");
+    let f = std::fs::File::open(&path)
+        .with_context(|| format!("network namespace `{name}` ({path})"))?;
+    // SAFETY: a valid namespace fd; the process is still single-threaded here.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!(
+            "entering network namespace `{name}`: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
+    if let Some(ns) = &cli.netns {
+        enter_netns(ns)?;
+    }
     match cli.cmd {
         Cmd::Attach {
             ifaces,

@@ -212,8 +212,12 @@ fn payload_matches(ctx: &XdpContext, p: &ParsedFields, meta: &RuleMeta) -> bool 
         return false;
     }
     let mut differ = 0u8;
-    for i in 0..MAX_PAYLOAD_MATCH {
-        differ |= (buf[i] & meta.payload_mask[i]) ^ meta.payload_value[i];
+    for ((b, m), v) in buf
+        .iter()
+        .zip(meta.payload_mask.iter())
+        .zip(meta.payload_value.iter())
+    {
+        differ |= (b & m) ^ v;
     }
     differ == 0
 }

@@ -20,7 +20,7 @@ pub fn conforms(meta: &RuleMeta, src: &Addr16) -> bool {
         src: *src,
     };
     let (iv, tol) = (meta.rate_interval_ns, meta.rate_tolerance_ns);
-    match RATE_BUCKETS.get_ptr_mut(&key) {
+    match RATE_BUCKETS.get_ptr_mut(key) {
         Some(state) => {
             // SAFETY: the pointer came from a successful lookup; the value is plain data.
             let tat = unsafe { (*state).tat_ns };
@@ -36,7 +36,7 @@ pub fn conforms(meta: &RuleMeta, src: &Addr16) -> bool {
         None => {
             let next = gcra_check(0, now, iv, tol).unwrap_or(now);
             if RATE_BUCKETS
-                .insert(&key, RateState { tat_ns: next }, 0)
+                .insert(key, RateState { tat_ns: next }, 0)
                 .is_err()
             {
                 stats::count(Reason::EvMapUpdateFailed, 0);

@@ -7,11 +7,37 @@ use crate::{build, setup};
 pub fn run(repeat: u32) -> Result<()> {
     setup::run()?;
     build::ebpf()?;
-    build::cmd("cargo", &["build", "--release", "-p", "rampart-benches", "--bin", "xdp-bench"]).status_ok()?;
-    build::cmd("target/release/xdp-bench", &["--repeat", &repeat.to_string()]).status_ok()?;
     build::cmd(
         "cargo",
-        &["bench", "-p", "rampart-benches", "--bench", "rules", "--", "--warm-up-time", "1", "--measurement-time", "3"],
+        &[
+            "build",
+            "--release",
+            "-p",
+            "rampart-benches",
+            "--bin",
+            "xdp-bench",
+        ],
+    )
+    .status_ok()?;
+    build::cmd(
+        "target/release/xdp-bench",
+        &["--repeat", &repeat.to_string()],
+    )
+    .status_ok()?;
+    build::cmd(
+        "cargo",
+        &[
+            "bench",
+            "-p",
+            "rampart-benches",
+            "--bench",
+            "rules",
+            "--",
+            "--warm-up-time",
+            "1",
+            "--measurement-time",
+            "3",
+        ],
     )
     .status_ok()
 }

@@ -9,8 +9,15 @@ use crate::build::{cmd, workspace_root};
 
 /// Debian packages: LLVM 22 for bpf-linker, bpftool and xdp-tools for the bench baseline,
 /// iproute2 for the namespace lab.
-const APT_PACKAGES: &[&str] =
-    &["llvm-22-dev", "libpolly-22-dev", "bpftool", "xdp-tools", "iproute2", "libelf-dev", "zlib1g-dev"];
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "bpftool",
+    "xdp-tools",
+    "iproute2",
+    "libelf-dev",
+    "zlib1g-dev",
+];
 const BPF_LINKER_VERSION: &str = "0.13";
 
 pub fn run() -> Result<()> {
@@ -35,14 +42,22 @@ fn installed(pkg: &str) -> bool {
 }
 
 fn apt() -> Result<String> {
-    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok("already installed".into());
     }
-    cmd("apt-get", &["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive").status_ok()?;
+    cmd("apt-get", &["update", "-q"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status_ok()?;
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
     args.extend(&missing);
-    cmd("apt-get", &args).env("DEBIAN_FRONTEND", "noninteractive").status_ok()?;
+    cmd("apt-get", &args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status_ok()?;
     Ok(format!("installed {}", missing.join(" ")))
 }
 
@@ -51,10 +66,17 @@ fn rust_src() -> Result<String> {
         .args(["component", "list", "--toolchain", "nightly", "--installed"])
         .output()
         .context("running rustup (is the nightly toolchain installed?)")?;
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")) {
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
         return Ok("already installed".into());
     }
-    cmd("rustup", &["component", "add", "rust-src", "--toolchain", "nightly"]).status_ok()?;
+    cmd(
+        "rustup",
+        &["component", "add", "rust-src", "--toolchain", "nightly"],
+    )
+    .status_ok()?;
     Ok("installed".into())
 }
 
@@ -66,7 +88,10 @@ fn bpf_linker() -> Result<String> {
         }
     }
     // Built against Debian's LLVM 22 (the recipe verified on this machine kind).
-    let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "/usr/lib/llvm-22/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
     cmd(
         "cargo",
         &[
@@ -89,10 +114,16 @@ fn bpf_linker() -> Result<String> {
 
 fn bpffs() -> Result<String> {
     let mounts = std::fs::read_to_string("/proc/mounts").context("reading /proc/mounts")?;
-    if mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("bpf")) {
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+    {
         return Ok("already mounted".into());
     }
-    if !cmd("mount", &["-t", "bpf", "bpf", "/sys/fs/bpf"]).status()?.success() {
+    if !cmd("mount", &["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()?
+        .success()
+    {
         bail!("mount -t bpf bpf /sys/fs/bpf failed (are you root?)");
     }
     Ok("mounted /sys/fs/bpf".into())

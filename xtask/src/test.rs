@@ -10,7 +10,7 @@ pub fn run() -> Result<()> {
     setup::run()?;
     build::ebpf()?;
     build::clippy()?;
-    build::cmd("cargo", &["test", "--workspace", "--no-fail-fast"]).status_ok()
+    build::cmd("cargo", &["test", "--no-fail-fast"]).status_ok()
 }
 
 pub fn lab() -> Result<()> {

@@ -9,7 +9,10 @@ use std::process::Command;
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use rampart::kernel::{Dataplane, FilterTables, LoadOptions, FLOOR_PROGRAM};
-use rampart_benches::{clean_frame, deny_drop_frame, deny_prefixes, rule_drop_frame, rule_set, LAST_RULE_ID, LAST_RULE_PORT};
+use rampart_benches::{
+    clean_frame, deny_drop_frame, deny_prefixes, rule_drop_frame, rule_set, LAST_RULE_ID,
+    LAST_RULE_PORT,
+};
 use rampart_common::Reason;
 use rampart_rules::xdp::compile;
 
@@ -36,7 +39,8 @@ struct Case {
 fn main() -> Result<()> {
     let args = Args::parse();
     ensure!(args.repeat >= 1, "--repeat must be at least 1");
-    let mut dp = Dataplane::load(&LoadOptions::default()).context("loading the XDP program (root?)")?;
+    let mut dp =
+        Dataplane::load(&LoadOptions::default()).context("loading the XDP program (root?)")?;
     for p in deny_prefixes(args.deny) {
         dp.deny(p, None)?;
     }
@@ -49,28 +53,76 @@ fn main() -> Result<()> {
         report.entries_written
     );
     let cases = [
-        Case { name: "clean TCP (no match)", frame: clean_frame(), action: XDP_PASS, reason: Reason::PassNoMatch },
-        Case { name: "dropped by last rule", frame: rule_drop_frame(), action: XDP_DROP, reason: Reason::DropRule },
-        Case { name: "dropped by deny prefix", frame: deny_drop_frame(), action: XDP_DROP, reason: Reason::DropDenylist },
+        Case {
+            name: "clean TCP (no match)",
+            frame: clean_frame(),
+            action: XDP_PASS,
+            reason: Reason::PassNoMatch,
+        },
+        Case {
+            name: "dropped by last rule",
+            frame: rule_drop_frame(),
+            action: XDP_DROP,
+            reason: Reason::DropRule,
+        },
+        Case {
+            name: "dropped by deny prefix",
+            frame: deny_drop_frame(),
+            action: XDP_DROP,
+            reason: Reason::DropDenylist,
+        },
     ];
     let filter = XdpFilter::start().context("starting the xdp-filter baseline")?;
-    println!("\nXDP per-packet cost, BPF_PROG_TEST_RUN, {} runs each (ns/packet)", args.repeat);
-    println!("{:<26} {:>10} {:>12} {:>10}", "packet", "rampart", "xdp-filter", "floor");
+    println!(
+        "\nXDP per-packet cost, BPF_PROG_TEST_RUN, {} runs each (ns/packet)",
+        args.repeat
+    );
+    println!(
+        "{:<26} {:>10} {:>12} {:>10}",
+        "packet", "rampart", "xdp-filter", "floor"
+    );
     for c in &cases {
         let before = dp.counters()?;
         let (action, per_run) = dp.test_run(&c.frame, args.repeat)?;
         let delta = before.delta(&dp.counters()?);
-        ensure!(action == c.action, "{}: action {action}, expected {}", c.name, c.action);
+        ensure!(
+            action == c.action,
+            "{}: action {action}, expected {}",
+            c.name,
+            c.action
+        );
         let moved = delta.reason(c.reason).packets;
-        ensure!(moved == args.repeat as u64, "{}: {} moved by {moved}, expected {}", c.name, c.reason.name(), args.repeat);
+        ensure!(
+            moved == args.repeat as u64,
+            "{}: {} moved by {moved}, expected {}",
+            c.name,
+            c.reason.name(),
+            args.repeat
+        );
         if c.reason == Reason::DropRule {
-            let hits = delta.rule(LAST_RULE_ID).map(|r| r.dropped.packets).unwrap_or(0);
-            ensure!(hits == args.repeat as u64, "rule {LAST_RULE_ID} dropped {hits}, expected {}", args.repeat);
+            let hits = delta
+                .rule(LAST_RULE_ID)
+                .map(|r| r.dropped.packets)
+                .unwrap_or(0);
+            ensure!(
+                hits == args.repeat as u64,
+                "rule {LAST_RULE_ID} dropped {hits}, expected {}",
+                args.repeat
+            );
         }
         let (floor_action, floor) = dp.test_run_program(FLOOR_PROGRAM, &c.frame, args.repeat)?;
-        ensure!(floor_action == XDP_PASS, "floor program returned {floor_action}");
+        ensure!(
+            floor_action == XDP_PASS,
+            "floor program returned {floor_action}"
+        );
         let xf = filter.run(&c.frame, args.repeat, c.action)?;
-        println!("{:<26} {:>10} {:>12} {:>10}", c.name, per_run.as_nanos(), xf, floor.as_nanos());
+        println!(
+            "{:<26} {:>10} {:>12} {:>10}",
+            c.name,
+            per_run.as_nanos(),
+            xf,
+            floor.as_nanos()
+        );
     }
     println!("(xdp-filter denies port {LAST_RULE_PORT} and source 10.0.5.9; its verdicts were checked too)");
     Ok(())
@@ -87,19 +139,25 @@ impl XdpFilter {
     fn start() -> Result<XdpFilter> {
         let ns = format!("rampart-bench-{}", std::process::id());
         sh(&format!("ip netns add {ns} && ip -n {ns} link add xb0 type veth peer name xb1 && ip -n {ns} link set xb0 up && ip -n {ns} link set xb1 up"))?;
-        let mut f = XdpFilter { ns: ns.clone(), prog_id: String::new() };
+        let mut f = XdpFilter {
+            ns: ns.clone(),
+            prog_id: String::new(),
+        };
         // One shell in the namespace: `ip netns exec` makes a fresh mount namespace each time,
         // and xdp-filter finds its maps through pins in bpffs.
         sh(&format!(
             "ip netns exec {ns} sh -c 'mount -t bpf bpf /sys/fs/bpf && xdp-filter load xb0 --mode skb -f tcp,udp,ipv4,ipv6 && xdp-filter port {LAST_RULE_PORT} && xdp-filter ip 10.0.5.9 -m src'"
         ))?;
-        let out = Command::new("bpftool").args(["prog", "show"]).output().context("running bpftool")?;
+        let out = Command::new("bpftool")
+            .args(["prog", "show"])
+            .output()
+            .context("running bpftool")?;
         let text = String::from_utf8_lossy(&out.stdout);
         f.prog_id = text
             .lines()
             .filter(|l| l.contains("name xdpfilt_"))
             .filter_map(|l| l.split(':').next())
-            .last()
+            .next_back()
             .context("xdp-filter's program is not listed by bpftool")?
             .trim()
             .to_string();
@@ -117,7 +175,8 @@ impl XdpFilter {
             .output()
             .context("running bpftool prog run")?;
         let _ = std::fs::remove_file(&path);
-        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
         let rv: u32 = field(&text, "Return value: ", ',').context(text.clone())?;
         ensure!(rv == want, "xdp-filter returned {rv}, expected {want}");
         let ns: u64 = field(&text, "duration (average): ", 'n').context(text.clone())?;
@@ -138,7 +197,10 @@ impl Drop for XdpFilter {
 }
 
 fn sh(script: &str) -> Result<()> {
-    let s = Command::new("sh").args(["-c", script]).status().with_context(|| format!("running `{script}`"))?;
+    let s = Command::new("sh")
+        .args(["-c", script])
+        .status()
+        .with_context(|| format!("running `{script}`"))?;
     if !s.success() {
         bail!("`{script}` failed ({s})");
     }

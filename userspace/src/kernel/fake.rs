@@ -44,3 +44,21 @@ impl FilterTables for FakeTables {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_rules::xdp::{compile, Action, RuleSpec};
+
+    #[test]
+    fn fake_tracks_lists_and_flips_generations() {
+        let mut f = FakeTables::default();
+        let p: Prefix = "203.0.113.0/24".parse().unwrap();
+        f.deny(p, Some(Duration::from_secs(60))).unwrap();
+        assert!(f.undeny(p).unwrap());
+        assert!(!f.undeny(p).unwrap());
+        let t = compile(&[RuleSpec::new(1, Action::Drop)]).unwrap();
+        assert_eq!(f.load_rules(&t).unwrap().generation, 1);
+        assert_eq!(f.load_rules(&t).unwrap().generation, 0);
+    }
+}
