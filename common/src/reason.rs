@@ -44,15 +44,15 @@ pub enum Reason {
     EvCandidateLimit = 30,
     /// A rule matched in log mode (it counted, the search went on).
     EvLogOnly = 31,
+    /// Ethertype IPv6 with a version nibble other than 6.
+    ErrBadIpv6Header = 32,
 }
 
-/// Size of the reason counter array.
-pub const REASON_SLOTS: u32 = 32;
-/// First error reason.
-pub const FIRST_ERROR: u32 = 16;
+/// Size of the reason counter array (room to grow without an ABI change of its size).
+pub const REASON_SLOTS: u32 = 48;
 
 impl Reason {
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 33] = [
         Reason::PassNoMatch,
         Reason::PassAllowlist,
         Reason::PassRule,
@@ -85,6 +85,7 @@ impl Reason {
         Reason::ErrMapLookup,
         Reason::EvCandidateLimit,
         Reason::EvLogOnly,
+        Reason::ErrBadIpv6Header,
     ];
 
     /// Stable snake_case name used by the CLI and metrics.
@@ -122,6 +123,7 @@ impl Reason {
             Reason::ErrMapLookup => "err_map_lookup",
             Reason::EvCandidateLimit => "ev_candidate_limit",
             Reason::EvLogOnly => "ev_log_only",
+            Reason::ErrBadIpv6Header => "err_bad_ipv6_header",
         }
     }
 
@@ -129,8 +131,8 @@ impl Reason {
         Reason::ALL.iter().copied().find(|r| *r as u32 == v)
     }
 
-    pub const fn is_error(self) -> bool {
-        (self as u32) >= FIRST_ERROR && (self as u32) < Reason::EvCandidateLimit as u32
+    pub fn is_error(self) -> bool {
+        self.name().starts_with("err_")
     }
 
     pub const fn is_drop(self) -> bool {
@@ -153,7 +155,7 @@ mod tests {
                 assert_ne!(*a as u32, *b as u32);
             }
         }
-        assert!(Reason::ErrTruncTcp.is_error());
+        assert!(Reason::ErrTruncTcp.is_error() && Reason::ErrBadIpv6Header.is_error());
         assert!(!Reason::EvLogOnly.is_error());
         assert!(!Reason::EvMapUpdateFailed.is_error() && !Reason::EvMapUpdateFailed.is_drop());
         assert!(Reason::DropRule.is_drop());

@@ -218,6 +218,54 @@ fn cases() -> Vec<Case> {
         ],
         ..Default::default()
     });
+    // The datagram's own length bounds every header: nothing is read out of Ethernet padding.
+    let padded = |proto: u8, l4: &[u8]| {
+        let mut ip = ipv4(&V4::new(C, S, proto), &l4[..3]);
+        ip.extend_from_slice(&l4[3..]); // bytes past the total length: padding
+        eth(ETH_IPV4, &ip)
+    };
+    let mut v6_short = ipv6(C6, S6, 17, &udp_hdr(1, 53, b""));
+    v6_short[5] = 3; // payload length 3: the UDP header lies past the datagram
+    let mut v6_ext_short = ipv6(C6, S6, 0, &ext8(17, &udp_hdr(1, 53, b"")));
+    v6_ext_short[5] = 4;
+    let mut v6_bad_version = ipv6(C6, S6, 17, &udp_hdr(1, 53, b""));
+    v6_bad_version[0] = 0x40;
+    v.push(Case {
+        name: "headers past the ip length are not read from padding",
+        steps: vec![
+            step(
+                padded(1, &[8, 0, 0, 0, 0, 0, 0, 0]),
+                PASS,
+                &[ErrTruncIcmp, PassErrorPolicy],
+            ),
+            step(
+                padded(17, &udp_hdr(1, 53, b"")),
+                PASS,
+                &[ErrTruncUdp, PassErrorPolicy],
+            ),
+            step(
+                padded(6, &tcp_hdr(1, 80, 2, 5, b"")),
+                PASS,
+                &[ErrTruncTcp, PassErrorPolicy],
+            ),
+            step(
+                eth(ETH_IPV6, &v6_short),
+                PASS,
+                &[ErrTruncUdp, PassErrorPolicy],
+            ),
+            step(
+                eth(ETH_IPV6, &v6_ext_short),
+                PASS,
+                &[ErrTruncIpv6Ext, PassErrorPolicy],
+            ),
+            step(
+                eth(ETH_IPV6, &v6_bad_version),
+                PASS,
+                &[ErrBadIpv6Header, PassErrorPolicy],
+            ),
+        ],
+        ..Default::default()
+    });
     v.push(Case {
         name: "error policy drop",
         error_drop: true,

@@ -45,11 +45,21 @@
 //!   length is below the header length; the kernel, like Linux, rejects it (`err_bad_ipv4_header`).
 //! - `macsec`: etherparse decodes a MACsec header (0x88e5); the kernel does not (non-IP, no error).
 //!
-//! Frames BPF_PROG_TEST_RUN refuses (EINVAL: shorter than an Ethernet header, or longer than one
-//! page minus the XDP headroom and tailroom) are counted as not runnable, never compared. Capture
-//! files are read with pcap-file's raw packet records: the validation of the checked records
-//! (timestamps, `orig_len <= snaplen`) concerns neither the frame bytes nor the link type and fails
-//! on legitimate snaplen-cut captures, so those findings are printed, not failed.
+//! Not exceptions (they fail the test): L4 or IPv6 extension headers the kernel completes with
+//! bytes past the IP datagram (IPv4 total length, IPv6 payload length) where etherparse, bounding
+//! the payload by that length, stops; an IPv6 frame whose version nibble is not 6.
+//!
+//! Frames BPF_PROG_TEST_RUN refuses are counted as not runnable, never compared: shorter than the
+//! Ethernet header (EINVAL), or longer than the 3520 B linear area plus 17 (MAX_SKB_FRAGS) pages
+//! (ENOMEM). A longer frame that runs shows the program only its first 3520 B (the rest is in
+//! fragments the program does not read), so etherparse is given those same bytes.
+//!
+//! Capture files are read with pcap-file's raw packet records. The checked records additionally
+//! validate timestamps and `incl_len <= snaplen`, `orig_len <= snaplen`, which concern neither the
+//! frame bytes nor the link type and fail on snaplen-cut and fuzzed captures, so those findings
+//! are printed, not failed. pcap-file 2 reads the 32-bit link-type field whole; per the pcap format
+//! only its low 16 bits are the link type (the upper bits carry FCS information), so a field of
+//! Ethernet with FCS bits and no FCS length is read as Ethernet (printed).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -85,9 +95,10 @@ const ETH_HLEN: usize = 14;
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_MACSEC: u16 = 0x88e5;
-/// Frames refused with EINVAL above this size are "longer than the test run accepts" (one page
-/// minus 256 B headroom and the skb_shared_info tailroom is about 3.5 KB).
-const MIN_PAGE_LIMIT: usize = 3072;
+/// The linear area BPF_PROG_TEST_RUN gives an XDP frame: one page minus 256 B headroom and the
+/// skb_shared_info tailroom (3520 B on x86_64). Longer frames go on in page-sized fragments, at most
+/// MAX_SKB_FRAGS (17) of them; beyond that the kernel returns ENOMEM.
+const LINEAR_AREA: usize = 3520;
 /// Mismatch lines printed (all are counted).
 const PRINT_CAP: usize = 50;
 
@@ -96,8 +107,10 @@ const PRINT_CAP: usize = 50;
 
 struct Capture {
     frames: Vec<Vec<u8>>,
-    /// Checked-record validation findings (the frames are still used).
-    notes: Vec<String>,
+    /// Why records fail pcap-file's checked conversion (the frames are used as captured).
+    unchecked: Vec<String>,
+    /// The raw link-type field, when it carries FCS bits beside Ethernet.
+    fcs_bits: Option<u32>,
 }
 
 enum ReadError {
@@ -120,16 +133,25 @@ fn read_capture(path: &Path) -> Result<Capture, ReadError> {
 fn read_pcap(reader: BufReader<File>) -> Result<Capture, ReadError> {
     let mut r = PcapReader::new(reader).map_err(|e| ReadError::Broken(format!("header: {e}")))?;
     let header = r.header();
-    if header.datalink != DataLink::ETHERNET {
-        return Err(ReadError::Unsupported(format!(
-            "link type {:?}",
-            header.datalink
-        )));
-    }
     let mut cap = Capture {
         frames: Vec::new(),
-        notes: Vec::new(),
+        unchecked: Vec::new(),
+        fcs_bits: None,
     };
+    if header.datalink != DataLink::ETHERNET {
+        // pcap-file 2 reads the whole 32-bit field as the link type; the pcap format keeps the link
+        // type in the low 16 bits and FCS information above (bits 26-31, as libpcap's
+        // LT_LINKTYPE / LT_FCS_LENGTH_PRESENT / LT_FCS_LENGTH; bits 16-25 reserved).
+        let raw = u32::from(header.datalink);
+        let fcs_present = raw & 0x0400_0000 != 0;
+        let fcs_words = raw >> 28;
+        if raw & 0xffff != 1 || raw & 0x03ff_0000 != 0 || (fcs_present && fcs_words != 0) {
+            return Err(ReadError::Unsupported(format!(
+                "link type field {raw:#010x}"
+            )));
+        }
+        cap.fcs_bits = Some(raw);
+    }
     while let Some(raw) = r.next_raw_packet() {
         let raw =
             raw.map_err(|e| ReadError::Broken(format!("packet record {}: {e}", cap.frames.len())))?;
@@ -137,7 +159,7 @@ fn read_pcap(reader: BufReader<File>) -> Result<Capture, ReadError> {
             .clone()
             .try_into_pcap_packet(header.ts_resolution, header.snaplen)
         {
-            cap.notes.push(format!("packet {}: {e}", cap.frames.len()));
+            cap.unchecked.push(e.to_string());
         }
         cap.frames.push(raw.data.into_owned());
     }
@@ -149,7 +171,8 @@ fn read_pcapng(reader: BufReader<File>) -> Result<Capture, ReadError> {
         PcapNgReader::new(reader).map_err(|e| ReadError::Broken(format!("section: {e}")))?;
     let mut cap = Capture {
         frames: Vec::new(),
-        notes: Vec::new(),
+        unchecked: Vec::new(),
+        fcs_bits: None,
     };
     while let Some(block) = r.next_block() {
         let block = block.map_err(|e| {
@@ -226,6 +249,8 @@ struct Cmp<'a> {
     /// (field, kernel, etherparse)
     diffs: Vec<(&'static str, String, String)>,
     exceptions: Vec<&'static str>,
+    /// What was compared (coverage of the run).
+    covered: Vec<&'static str>,
     expect: Expect,
 }
 
@@ -263,7 +288,12 @@ impl<'a> Cmp<'a> {
     }
 
     fn finish(&mut self, kerr: Option<Reason>) {
-        let name = |r: Option<Reason>| r.map_or("none", |r| r.name()).to_string();
+        let l4 = self.k.flags & PF_HAS_L4 != 0;
+        let name = |r: Option<Reason>| match r {
+            Some(r) => r.name().to_string(),
+            None if l4 => "none, PF_HAS_L4 set".to_string(),
+            None => "none".to_string(),
+        };
         match &self.expect {
             Expect::Nothing => {
                 if kerr.is_some() {
@@ -327,6 +357,7 @@ fn compare<'a>(frame: &[u8], k: &'a ParsedFields, kerr: Option<Reason>) -> Cmp<'
         k,
         diffs: Vec::new(),
         exceptions: Vec::new(),
+        covered: Vec::new(),
         expect: Expect::Nothing,
     };
     walk(&mut c, frame);
@@ -380,6 +411,9 @@ fn walk(c: &mut Cmp, frame: &[u8]) {
     let mut ether_ids = [0u16; MAX_VLAN_DEPTH];
     ether_ids[..vlans.len()].copy_from_slice(&vlans);
     c.eq("vlan_ids", kernel_ids, ether_ids);
+    if !vlans.is_empty() {
+        c.covered.push("vlan");
+    }
     if vlan_cut {
         c.expect(&[ErrTruncVlan], describe(stop.expect("stop")));
         return;
@@ -388,9 +422,11 @@ fn walk(c: &mut Cmp, frame: &[u8]) {
     let l3 = ETH_HLEN + 4 * vlans.len();
     c.eq("l3_offset", usize::from(k.l3_offset), l3);
     if macsec {
+        // The tags before the MACsec header were compared; the kernel stops at its ethertype.
         c.exceptions.push("macsec");
         c.eq("ethertype", k.ethertype, ETH_P_MACSEC);
         c.eq("ip_version", k.ip_version, 0);
+        c.flag("PF_IP", PF_IP, false);
         return;
     }
     let l3_len = frame.len() - l3;
@@ -398,6 +434,7 @@ fn walk(c: &mut Cmp, frame: &[u8]) {
         ETH_P_IPV4 => ipv4(c, frame, &pkt, l3, l3_len),
         ETH_P_IPV6 => ipv6(c, frame, &pkt, l3, l3_len),
         _ => {
+            c.covered.push("non_ip");
             c.eq("ip_version", k.ip_version, 0);
             c.flag("PF_IP", PF_IP, false);
         }
@@ -459,6 +496,10 @@ fn ipv4(c: &mut Cmp, frame: &[u8], pkt: &LaxSlicedPacket, l3: usize, l3_len: usi
     c.flag("PF_MF", PF_MF, h.more_fragments());
     let kind = frag_kind(off, h.more_fragments());
     c.eq("frag", k.frag, kind);
+    c.covered.push("ipv4");
+    if kind != FRAG_NONE {
+        c.covered.push("fragment");
+    }
     c.eq("ext_hdrs", k.ext_hdrs, 0);
     let l4 = l3 + hlen;
     c.eq("l4_offset", usize::from(k.l4_offset), l4);
@@ -573,6 +614,13 @@ fn ipv6(c: &mut Cmp, frame: &[u8], pkt: &LaxSlicedPacket, l3: usize, l3_len: usi
     c.flag("PF_MF", PF_MF, more);
     c.eq("ip_id", k.ip_id, id);
     c.eq("frag", k.frag, kind);
+    c.covered.push("ipv6");
+    if walked > 0 {
+        c.covered.push("ipv6_ext");
+    }
+    if kind != FRAG_NONE {
+        c.covered.push("fragment");
+    }
     if !later {
         if let Some(stop) = ext_stop {
             let why = describe(stop);
@@ -780,16 +828,19 @@ fn transport(
             c.eq("sport", k.sport, sport);
             c.eq("dport", k.dport, dport);
             c.eq("tcp_flags", k.tcp_flags, flags);
+            c.covered.push("tcp");
             (at, hlen)
         }
         EtherL4::Udp { at, sport, dport } => {
             c.eq("sport", k.sport, sport);
             c.eq("dport", k.dport, dport);
+            c.covered.push("udp");
             (at, 8)
         }
         EtherL4::Icmp { at, typ, code } => {
             c.eq("icmp_type", k.icmp_type, typ);
             c.eq("icmp_code", k.icmp_code, code);
+            c.covered.push("icmp");
             (at, 8)
         }
         EtherL4::Trunc(why) => {
@@ -847,12 +898,19 @@ struct Totals {
     too_short: usize,
     too_long: Vec<usize>,
     largest_run: usize,
+    /// Frames that ran but are longer than the linear area.
+    beyond_linear: usize,
     errors: BTreeMap<&'static str, usize>,
-    exceptions: BTreeMap<&'static str, usize>,
+    /// Exception -> frames it applied to (`file#index`).
+    exceptions: BTreeMap<&'static str, Vec<String>>,
+    covered: BTreeMap<&'static str, usize>,
     mismatches: Vec<Mismatch>,
     file_failures: Vec<String>,
     unsupported: Vec<String>,
-    notes: Vec<String>,
+    /// File -> raw link-type field with FCS bits.
+    fcs_bits: Vec<(String, u32)>,
+    /// Checked-reader finding -> (records, files).
+    unchecked: BTreeMap<String, (usize, Vec<String>)>,
 }
 
 fn run_frame(
@@ -879,7 +937,7 @@ fn run_frame(
             t.too_short += 1;
             return;
         }
-        Err(e) if errno(&e) == Some(libc::EINVAL) && frame.len() > MIN_PAGE_LIMIT => {
+        Err(e) if errno(&e) == Some(libc::ENOMEM) && frame.len() > LINEAR_AREA => {
             t.too_long.push(frame.len());
             return;
         }
@@ -888,7 +946,7 @@ fn run_frame(
             fail(
                 t,
                 "test_run",
-                format!("{e} ({} B)", frame.len()),
+                format!("{e}, errno {:?} ({} B)", errno(&e), frame.len()),
                 "runs".into(),
             );
             return;
@@ -909,7 +967,12 @@ fn run_frame(
         *t.errors.entry(r.name()).or_default() += 1;
     }
     let parsed = dp.parse_debug(0).expect("reading PARSE_DEBUG");
-    let mut c = compare(frame, &parsed, errors.first().map(|(r, _)| *r));
+    // The program sees the linear area only; etherparse gets the same bytes.
+    if frame.len() > LINEAR_AREA {
+        t.beyond_linear += 1;
+    }
+    let seen = &frame[..frame.len().min(LINEAR_AREA)];
+    let mut c = compare(seen, &parsed, errors.first().map(|(r, _)| *r));
     if action == XDP_ABORTED {
         c.diff("action", "XDP_ABORTED".into(), "pass or drop".into());
     }
@@ -928,7 +991,13 @@ fn run_frame(
         );
     }
     for e in &c.exceptions {
-        *t.exceptions.entry(e).or_default() += 1;
+        t.exceptions
+            .entry(e)
+            .or_default()
+            .push(format!("{file}#{index}"));
+    }
+    for what in &c.covered {
+        *t.covered.entry(what).or_default() += 1;
     }
     if c.diffs.is_empty() {
         t.agreed += 1;
@@ -994,8 +1063,15 @@ fn tcpdump_captures_parse_like_etherparse() {
                 .file_failures
                 .push(format!("{name}: not listed in index.tsv")),
         }
-        for note in cap.notes {
-            t.notes.push(format!("{name}: {note}"));
+        if let Some(raw) = cap.fcs_bits {
+            t.fcs_bits.push((name.clone(), raw));
+        }
+        for why in cap.unchecked {
+            let e = t.unchecked.entry(why).or_default();
+            e.0 += 1;
+            if !e.1.contains(name) {
+                e.1.push(name.clone());
+            }
         }
         for (i, frame) in cap.frames.iter().enumerate() {
             run_frame(&mut dp, &mut before, &mut t, name, i, frame);
@@ -1014,9 +1090,10 @@ fn tcpdump_captures_parse_like_etherparse() {
     };
     let not_runnable = t.too_short + t.too_long.len();
     println!(
-        "tcpdump corpus: {} files, {} packets run, {} agreed, {} not runnable ({} shorter than the \
-         {ETH_HLEN} B Ethernet header, {} longer than one page minus XDP headroom/tailroom: {:?} B; \
-         BPF_PROG_TEST_RUN returns EINVAL), kernel error reasons: {}",
+        "tcpdump corpus: {} files, {} packets run, {} agreed, {} not runnable by test run ({} \
+         shorter than the {ETH_HLEN} B Ethernet header: EINVAL; {} of {:?} B, more than the \
+         {LINEAR_AREA} B linear area plus 17 (MAX_SKB_FRAGS) pages: ENOMEM), kernel error \
+         reasons: {}",
         t.files,
         t.packets,
         t.agreed,
@@ -1026,15 +1103,52 @@ fn tcpdump_captures_parse_like_etherparse() {
         t.too_long,
         join(&t.errors),
     );
-    println!("documented exceptions applied: {}", join(&t.exceptions));
-    for u in &t.unsupported {
-        println!("unsupported capture (skipped): {u}");
+    println!(
+        "compared: {}; {} frames longer than the {LINEAR_AREA} B linear area compared on that area",
+        join(&t.covered),
+        t.beyond_linear
+    );
+    let exceptions: Vec<String> = t
+        .exceptions
+        .iter()
+        .map(|(name, at)| {
+            let more = if at.len() > 3 { ", ..." } else { "" };
+            format!(
+                "{name} {} ({}{more})",
+                at.len(),
+                at[..at.len().min(3)].join(", ")
+            )
+        })
+        .collect();
+    println!(
+        "documented exceptions applied: {}",
+        if exceptions.is_empty() {
+            "none".to_string()
+        } else {
+            exceptions.join("; ")
+        }
+    );
+    if t.unsupported.is_empty() {
+        println!("captures pcap-file cannot represent: none");
     }
-    if !t.notes.is_empty() {
+    for u in &t.unsupported {
+        println!("capture pcap-file cannot represent (skipped): {u}");
+    }
+    if !t.fcs_bits.is_empty() {
         println!(
-            "{} packet records fail pcap-file's checked reader (frames used as captured), e.g. {}",
-            t.notes.len(),
-            t.notes[0]
+            "read as Ethernet, link-type field with FCS bits (low 16 bits = 1, no FCS length): {}",
+            t.fcs_bits
+                .iter()
+                .map(|(f, raw)| format!("{f} ({raw:#010x})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for (why, (n, files)) in &t.unchecked {
+        println!(
+            "{n} packet records fail pcap-file's checked reader with `{why}` (frames used as \
+             captured): {}",
+            files.join(", ")
         );
     }
     if let Some(&smallest) = t.too_long.iter().min() {

@@ -1,6 +1,8 @@
 //! The one bounds-checked cursor for packet access. Every read goes through [`Cursor::next`], which
 //! checks `pos + size_of::<T>() <= data_end` before handing out a pointer, so the verifier sees a
-//! proven bound for every access.
+//! proven bound for every access. A second, semantic bound (`limit`) is the end of the IP datagram
+//! (IPv4 total length, IPv6 payload length): headers are never read out of Ethernet padding or a
+//! trailer, as the kernel's own stack trims to that length before parsing.
 
 use aya_ebpf::programs::XdpContext;
 
@@ -8,6 +10,8 @@ pub struct Cursor {
     start: usize,
     pos: usize,
     end: usize,
+    /// Offset from `start` past which nothing may be read (the datagram's end).
+    limit: usize,
 }
 
 impl Cursor {
@@ -17,6 +21,7 @@ impl Cursor {
             start: ctx.data(),
             pos: ctx.data(),
             end: ctx.data_end(),
+            limit: usize::MAX,
         }
     }
 
@@ -38,17 +43,26 @@ impl Cursor {
     /// Like [`Cursor::next`] without moving.
     #[inline(always)]
     pub fn peek<T>(&self) -> Option<*const T> {
-        if self.pos + core::mem::size_of::<T>() > self.end {
+        let next = self.pos + core::mem::size_of::<T>();
+        if next > self.end || next - self.start > self.limit {
             return None;
         }
         Some(self.pos as *const T)
+    }
+
+    /// Lowers the semantic bound to `offset` bytes from the start of the frame.
+    #[inline(always)]
+    pub fn limit_to(&mut self, offset: usize) {
+        if offset < self.limit {
+            self.limit = offset;
+        }
     }
 
     /// Moves `n` bytes forward; `n` must be at most `max` (a constant the verifier can use) and the
     /// bytes must be inside the frame.
     #[inline(always)]
     pub fn skip(&mut self, n: usize, max: usize) -> Option<()> {
-        if n > max || self.pos + n > self.end {
+        if n > max || self.pos + n > self.end || self.pos + n - self.start > self.limit {
             return None;
         }
         self.pos += n;

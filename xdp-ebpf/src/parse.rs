@@ -58,7 +58,7 @@ struct Ipv4Hdr {
 
 #[repr(C)]
 struct Ipv6Hdr {
-    _vtc_flow: [u8; 4],
+    vtc_flow: [u8; 4],
     payload_len: [u8; 2],
     next: u8,
     hop_limit: u8,
@@ -185,6 +185,7 @@ fn parse_ipv4(cur: &mut Cursor, p: &mut ParsedFields) -> Result<(), Reason> {
         p.flags |= PF_MF;
     }
     p.frag = frag_kind(p.frag_offset, more);
+    cur.limit_to(p.l3_offset as usize + total_len as usize);
     // Options: the header is `ihl` bytes (at most 60).
     cur.skip(ihl - 20, 40).ok_or(Reason::ErrTruncIpv4)
 }
@@ -205,12 +206,20 @@ fn parse_ipv6(cur: &mut Cursor, p: &mut ParsedFields) -> Result<(), Reason> {
     let ip = cur.next::<Ipv6Hdr>().ok_or(Reason::ErrTruncIpv6)?;
     // SAFETY: bounds checked by `next`.
     let ip = unsafe { &*ip };
+    if ip.vtc_flow[0] >> 4 != 6 {
+        return Err(Reason::ErrBadIpv6Header);
+    }
     p.ip_version = 6;
     p.flags |= PF_IP;
     copy_addr16(&mut p.src, core::ptr::addr_of!(ip.src));
     copy_addr16(&mut p.dst, core::ptr::addr_of!(ip.dst));
     p.ttl = ip.hop_limit;
-    p.ip_len = be16(ip.payload_len).saturating_add(40);
+    let payload_len = be16(ip.payload_len);
+    p.ip_len = payload_len.saturating_add(40);
+    // A zero payload length means a jumbogram (RFC 2675), whose length is in an option: no bound.
+    if payload_len != 0 {
+        cur.limit_to(p.l3_offset as usize + 40 + payload_len as usize);
+    }
     let mut next = ip.next;
     for _ in 0..MAX_IPV6_EXT_HDRS {
         match next {
