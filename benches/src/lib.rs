@@ -72,15 +72,20 @@ fn finish(b: etherparse::PacketBuilderStep<etherparse::TcpHeader>, payload: &[u8
     out
 }
 
-/// A TCP ACK to port 443 from an address no rule or deny entry covers.
-pub fn clean_frame() -> Vec<u8> {
+/// A TCP ACK to 198.51.100.1:443 from `src`.
+fn tcp_ack_from(src: [u8; 4]) -> Vec<u8> {
     finish(
         PacketBuilder::ethernet2(MAC_A, MAC_B)
-            .ipv4([192, 0, 2, 7], [198, 51, 100, 1], 64)
+            .ipv4(src, [198, 51, 100, 1], 64)
             .tcp(40_000, 443, 1, 65_535)
             .ack(1),
         b"",
     )
+}
+
+/// A TCP ACK from an address no rule or deny entry covers.
+pub fn clean_frame() -> Vec<u8> {
+    tcp_ack_from([192, 0, 2, 7])
 }
 
 /// UDP to `LAST_RULE_PORT`: dropped by the last rule.
@@ -95,11 +100,5 @@ pub fn rule_drop_frame() -> Vec<u8> {
 
 /// TCP from inside the 10,000 denied prefixes.
 pub fn deny_drop_frame() -> Vec<u8> {
-    finish(
-        PacketBuilder::ethernet2(MAC_A, MAC_B)
-            .ipv4([10, 0, 5, 9], [198, 51, 100, 1], 64)
-            .tcp(40_000, 443, 1, 65_535)
-            .ack(1),
-        b"",
-    )
+    tcp_ack_from([10, 0, 5, 9])
 }

@@ -59,21 +59,9 @@ impl Netns {
 
     /// Runs `f` on a thread that has entered this namespace (setns affects only that thread).
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
-        let path = format!("/var/run/netns/{}", self.name);
-        let file = File::open(&path).map_err(|source| LabError::Io {
-            what: format!("opening {path}"),
-            source,
-        })?;
         std::thread::scope(|s| {
             s.spawn(|| {
-                // SAFETY: a valid namespace fd; setns changes only the calling thread.
-                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    let source = std::io::Error::last_os_error();
-                    return Err(LabError::Io {
-                        what: format!("entering namespace {}", self.name),
-                        source,
-                    });
-                }
+                enter_thread(&self.name)?;
                 Ok(f())
             })
             .join()
@@ -137,28 +125,42 @@ pub fn veth(a: End<'_>, b: End<'_>) -> Result<(), LabError> {
     }
     let (mac_a, mac_b) = (mac(a.ns, a.ifname)?, mac(b.ns, b.ifname)?);
     let host = |s: &str| s.split('/').next().unwrap_or(s).to_string();
-    a.ns.ip(&[
+    static_neighbor(a.ns, a.ifname, &host(b.addr), &mac_b)?;
+    static_neighbor(b.ns, b.ifname, &host(a.addr), &mac_a)?;
+    Ok(())
+}
+
+/// A permanent neighbour entry, so no ARP crosses the wire for `ip`.
+pub fn static_neighbor(ns: &Netns, ifname: &str, ip: &str, mac: &str) -> Result<(), LabError> {
+    ns.ip(&[
         "neigh",
         "replace",
-        &host(b.addr),
+        ip,
         "lladdr",
-        &mac_b,
+        mac,
         "dev",
-        a.ifname,
+        ifname,
         "nud",
         "permanent",
-    ])?;
-    b.ns.ip(&[
-        "neigh",
-        "replace",
-        &host(a.addr),
-        "lladdr",
-        &mac_a,
-        "dev",
-        b.ifname,
-        "nud",
-        "permanent",
-    ])?;
+    ])
+    .map(|_| ())
+}
+
+/// Moves the calling thread into the named network namespace (only this thread).
+pub fn enter_thread(name: &str) -> Result<(), LabError> {
+    let path = format!("/var/run/netns/{name}");
+    let file = File::open(&path).map_err(|source| LabError::Io {
+        what: format!("opening {path}"),
+        source,
+    })?;
+    // SAFETY: a valid namespace fd; setns changes only the calling thread.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        let source = std::io::Error::last_os_error();
+        return Err(LabError::Io {
+            what: format!("entering namespace {name}"),
+            source,
+        });
+    }
     Ok(())
 }
 

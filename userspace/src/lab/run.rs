@@ -7,7 +7,7 @@ use std::time::Duration;
 use rampart_common::Reason;
 use rampart_rules::xdp::{compile, Action, RuleSpec};
 
-use super::netns::{add_addr, veth, End, Netns};
+use super::netns::{add_addr, static_neighbor, veth, End, Netns};
 use super::traffic::{send_udp, Receiver};
 use crate::kernel::{AttachMode, Dataplane, FilterTables, LoadOptions};
 
@@ -95,17 +95,7 @@ pub fn run(plan: LabPlan) -> Result<(), LabRunError> {
         },
     )?;
     add_addr(&attacker, "a0", "10.214.2.66/24")?;
-    edge.ip(&[
-        "neigh",
-        "replace",
-        "10.214.2.66",
-        "lladdr",
-        "02:00:00:00:00:66",
-        "dev",
-        "ea0",
-        "nud",
-        "permanent",
-    ])?;
+    static_neighbor(&edge, "ea0", "10.214.2.66", "02:00:00:00:00:66")?;
 
     let mut dp = Dataplane::load(&LoadOptions::default())?;
     let report = dp.load_rules(&compile(&lab_rules())?)?;

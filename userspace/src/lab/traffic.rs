@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use super::netns::{LabError, Netns};
+use super::netns::{enter_thread, LabError, Netns};
 
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> LabError + '_ {
     move |source| LabError::Io {
@@ -48,20 +48,14 @@ impl Receiver {
         expected: u32,
         deadline: Duration,
     ) -> Result<Receiver, LabError> {
-        let path = format!("/var/run/netns/{}", ns.name);
-        let file = std::fs::File::open(&path).map_err(io("opening the namespace"))?;
+        let name = ns.name.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || -> Result<u32, LabError> {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a valid namespace fd; setns changes only this thread.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                let e = std::io::Error::last_os_error();
+            let entered = enter_thread(&name);
+            if entered.is_err() {
                 let _ = ready_tx.send(());
-                return Err(LabError::Io {
-                    what: "entering the receiver namespace".into(),
-                    source: e,
-                });
             }
+            entered?;
             let bound = UdpSocket::bind(bind).map_err(io("binding the receiver"));
             let _ = ready_tx.send(());
             let sock = bound?;
