@@ -19,6 +19,7 @@
 //! assert_eq!(v.rule_id, Some(1001));
 //! ```
 
+pub mod lang;
 pub mod prefix;
 pub mod xdp;
 
