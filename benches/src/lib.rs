@@ -3,7 +3,7 @@
 
 use etherparse::PacketBuilder;
 use rampart_rules::{
-    xdp::{Action, RuleSpec},
+    xdp::{flags, one, range, Action, RuleSpec},
     Prefix,
 };
 
@@ -20,34 +20,37 @@ pub fn rule_set(n: u32) -> Vec<RuleSpec> {
             let mut r = RuleSpec::new(1_000 + i, Action::Drop);
             match i % 4 {
                 0 => {
-                    r.proto = Some(17);
-                    r.dport = Some((20_000 + i as u16, 20_000 + i as u16));
+                    r.proto = one(17);
+                    r.dport = one(20_000 + i);
                 }
                 1 => {
-                    r.proto = Some(6);
-                    r.src = Some(Prefix::new(
+                    r.proto = one(6);
+                    r.src = Some(vec![Prefix::new(
                         prefix_addr(100, 64 + (i / 256) as u8, (i % 256) as u8),
                         96 + 24,
-                    ));
-                    r.dport = Some((22, 22));
+                    )]);
+                    r.dport = one(22);
                 }
                 2 => {
-                    r.proto = Some(17);
-                    r.sport = Some((30_000 + i as u16, 30_000 + i as u16));
-                    r.ttl = Some((1, 5));
+                    r.proto = one(17);
+                    r.sport = one(30_000 + i);
+                    r.ttl = range(1, 5);
                 }
                 _ => {
-                    r.tcp_flags = Some((0x12, 0x02));
-                    r.ip_len = Some((1_200, 65_535));
-                    r.dst = Some(Prefix::new(prefix_addr(198, 18, (i % 256) as u8), 96 + 24));
+                    r.tcp_flags = flags(0x12, 0x02);
+                    r.ip_len = range(1_200, 65_535);
+                    r.dst = Some(vec![Prefix::new(
+                        prefix_addr(198, 18, (i % 256) as u8),
+                        96 + 24,
+                    )]);
                 }
             }
             r
         })
         .collect();
     let mut last = RuleSpec::new(LAST_RULE_ID, Action::Drop);
-    last.proto = Some(17);
-    last.dport = Some((LAST_RULE_PORT, LAST_RULE_PORT));
+    last.proto = one(17);
+    last.dport = one(LAST_RULE_PORT as u32);
     rules.push(last);
     rules
 }

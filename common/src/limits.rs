@@ -10,8 +10,9 @@ pub const BITMAP_WORDS: usize = (MAX_RULES as usize) / 64;
 pub const MAX_CLASSES: u32 = 2560;
 /// Stable per-rule counter slots, shared by both generations (a rule keeps its slot across reloads).
 pub const MAX_RULE_SLOTS: u32 = 4096;
-/// Entries in the class lookup tries (src and dst prefixes, both generations).
-pub const MAX_PREFIX_CLASS_ENTRIES: u32 = 4 * MAX_RULES + 16;
+/// Entries in the class lookup trie (src and dst prefixes of both generations): room for rules
+/// over lists of a million prefixes. The trie allocates per entry, so the cap costs nothing unused.
+pub const MAX_PREFIX_CLASS_ENTRIES: u32 = 1 << 22;
 /// Entries in the allow and deny tries.
 pub const MAX_ALLOW_ENTRIES: u32 = 65_536;
 pub const MAX_DENY_ENTRIES: u32 = 1_048_576;

@@ -2,13 +2,13 @@
 //! evaluator that gives the same verdict as the kernel program (the oracle for kernel tests).
 //!
 //! ```
-//! use rampart_rules::{Prefix, xdp::{RuleSpec, Action, compile, evaluate}};
+//! use rampart_rules::{Prefix, xdp::{RuleSpec, Action, compile, evaluate, one}};
 //! use rampart_common::parsed::{ParsedFields, PF_IP, PF_HAS_L4};
 //!
 //! let mut rule = RuleSpec::new(1001, Action::Drop);
-//! rule.proto = Some(17);
-//! rule.sport = Some((123, 123));
-//! rule.dst = Some("203.0.113.0/24".parse::<Prefix>().unwrap());
+//! rule.proto = one(17);
+//! rule.sport = one(123);
+//! rule.dst = Some(vec!["203.0.113.0/24".parse::<Prefix>().unwrap()]);
 //! let tables = compile(&[rule.clone()]).unwrap();
 //! assert_eq!(tables.rule_count(), 1);
 //!

@@ -11,7 +11,7 @@ use rampart_common::{
     Reason::*,
 };
 use rampart_rules::{
-    xdp::{compile, Action, PayloadBase, PayloadMatch, RuleSpec},
+    xdp::{compile, flags, one, range, Action, PayloadBase, PayloadMatch, RuleSpec},
     Prefix,
 };
 use rampart_tests::{fresh_dataplane, packets::*, pin_to_cpu0, root_or_skip};
@@ -70,8 +70,8 @@ fn pfx(s: &str) -> Prefix {
 
 fn udp53_drop(id: u32) -> RuleSpec {
     rule(id, Action::Drop, |r| {
-        r.proto = Some(17);
-        r.dport = Some((53, 53));
+        r.proto = one(17);
+        r.dport = range(53, 53);
     })
 }
 
@@ -109,7 +109,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "other IP protocol matched by protocol",
-            rules: vec![rule(1, Action::Drop, |r| r.proto = Some(47))],
+            rules: vec![rule(1, Action::Drop, |r| r.proto = one(47))],
             steps: vec![
                 hit(
                     eth(ETH_IPV4, &ipv4(&V4::new(C, S, 47), &[0u8; 8])),
@@ -279,7 +279,7 @@ fn cases() -> Vec<Case> {
     // VLANs: the innermost id is matched.
     v.push(Case {
         name: "vlan single and double tags",
-        rules: vec![rule(10, Action::Drop, |r| r.vlan = Some(100))],
+        rules: vec![rule(10, Action::Drop, |r| r.vlan = one(100))],
         steps: vec![
             hit(vlan_udp4(&[100], C, S, 53), DROP, &[DropRule], 10),
             hit(vlan_udp4(&[7, 100], C, S, 53), DROP, &[DropRule], 10),
@@ -411,7 +411,7 @@ fn field_cases() -> Vec<Case> {
     vec![
         Case {
             name: "field: protocol",
-            rules: vec![rule(40, Action::Drop, |r| r.proto = Some(17))],
+            rules: vec![rule(40, Action::Drop, |r| r.proto = one(17))],
             steps: vec![
                 hit(udp(C, 1, 2, b""), DROP, &[DropRule], 40),
                 step(data(b""), PASS, &[PassNoMatch]),
@@ -421,7 +421,7 @@ fn field_cases() -> Vec<Case> {
         Case {
             name: "field: source prefix",
             rules: vec![rule(41, Action::Drop, |r| {
-                r.src = Some(pfx("192.0.2.0/24"))
+                r.src = Some(vec![pfx("192.0.2.0/24")])
             })],
             steps: vec![
                 hit(udp(C, 1, 2, b""), DROP, &[DropRule], 41),
@@ -433,7 +433,7 @@ fn field_cases() -> Vec<Case> {
         Case {
             name: "field: destination prefix v6",
             rules: vec![rule(42, Action::Drop, |r| {
-                r.dst = Some(pfx("2001:db8:1::/48"))
+                r.dst = Some(vec![pfx("2001:db8:1::/48")])
             })],
             steps: vec![
                 hit(udp6(C6, "2001:db8:1::5", 1, 2, b""), DROP, &[DropRule], 42),
@@ -444,7 +444,7 @@ fn field_cases() -> Vec<Case> {
         },
         Case {
             name: "field: source port range (absent on icmp)",
-            rules: vec![rule(43, Action::Drop, |r| r.sport = Some((1000, 2000)))],
+            rules: vec![rule(43, Action::Drop, |r| r.sport = range(1000, 2000))],
             steps: vec![
                 hit(udp(C, 1500, 2, b""), DROP, &[DropRule], 43),
                 hit(udp(C, 2000, 2, b""), DROP, &[DropRule], 43),
@@ -455,7 +455,7 @@ fn field_cases() -> Vec<Case> {
         },
         Case {
             name: "field: destination port",
-            rules: vec![rule(44, Action::Drop, |r| r.dport = Some((443, 443)))],
+            rules: vec![rule(44, Action::Drop, |r| r.dport = range(443, 443))],
             steps: vec![
                 hit(tcp4(C, S, 1000, 443, true, b""), DROP, &[DropRule], 44),
                 step(tcp4(C, S, 1000, 444, true, b""), PASS, &[PassNoMatch]),
@@ -464,7 +464,7 @@ fn field_cases() -> Vec<Case> {
         },
         Case {
             name: "field: tcp flags syn without ack",
-            rules: vec![rule(45, Action::Drop, |r| r.tcp_flags = Some((0x12, 0x02)))],
+            rules: vec![rule(45, Action::Drop, |r| r.tcp_flags = flags(0x12, 0x02))],
             steps: vec![
                 hit(tcp_flags(0x02), DROP, &[DropRule], 45),
                 hit(tcp_flags(0x02 | 0x08), DROP, &[DropRule], 45),
@@ -475,7 +475,7 @@ fn field_cases() -> Vec<Case> {
         },
         Case {
             name: "field: ttl range",
-            rules: vec![rule(46, Action::Drop, |r| r.ttl = Some((1, 10)))],
+            rules: vec![rule(46, Action::Drop, |r| r.ttl = range(1, 10))],
             steps: vec![
                 hit(ttl(5), DROP, &[DropRule], 46),
                 step(ttl(64), PASS, &[PassNoMatch]),
@@ -484,7 +484,7 @@ fn field_cases() -> Vec<Case> {
         },
         Case {
             name: "field: ip length",
-            rules: vec![rule(47, Action::Drop, |r| r.ip_len = Some((401, 65535)))],
+            rules: vec![rule(47, Action::Drop, |r| r.ip_len = range(401, 65535))],
             steps: vec![
                 hit(udp(C, 1, 2, &[0u8; 500]), DROP, &[DropRule], 47),
                 step(udp(C, 1, 2, &[0u8; 10]), PASS, &[PassNoMatch]),
@@ -494,7 +494,7 @@ fn field_cases() -> Vec<Case> {
         Case {
             name: "field: payload bytes after the l4 header",
             rules: vec![rule(48, Action::Drop, |r| {
-                r.proto = Some(6);
+                r.proto = one(6);
                 r.payload = Some(PayloadMatch {
                     base: PayloadBase::Data,
                     offset: 0,
@@ -512,7 +512,7 @@ fn field_cases() -> Vec<Case> {
         Case {
             name: "field: masked bytes at an l4 offset",
             rules: vec![rule(49, Action::Drop, |r| {
-                r.proto = Some(17);
+                r.proto = one(17);
                 // UDP destination port with the low byte masked: 0x3500..0x35ff.
                 r.payload = Some(PayloadMatch {
                     base: PayloadBase::L4,
@@ -533,7 +533,7 @@ fn field_cases() -> Vec<Case> {
 fn action_and_list_cases() -> Vec<Case> {
     let udp = |src: &str, dport| udp4(src, S, 1000, dport, b"x");
     let log_rules: Vec<RuleSpec> = (60..69)
-        .map(|id| rule(id, Action::Log, |r| r.proto = Some(17)))
+        .map(|id| rule(id, Action::Log, |r| r.proto = one(17)))
         .collect();
     let mut limit = log_rules.clone();
     limit.push(udp53_drop(69));
@@ -549,8 +549,8 @@ fn action_and_list_cases() -> Vec<Case> {
         Case {
             name: "pass rule before a drop rule",
             rules: vec![
-                rule(50, Action::Pass, |r| r.dport = Some((22, 22))),
-                rule(51, Action::Drop, |r| r.proto = Some(17)),
+                rule(50, Action::Pass, |r| r.dport = range(22, 22)),
+                rule(51, Action::Drop, |r| r.proto = one(17)),
             ],
             steps: vec![
                 hit(udp(C, 22), PASS, &[PassRule], 50),
@@ -560,10 +560,7 @@ fn action_and_list_cases() -> Vec<Case> {
         },
         Case {
             name: "log mode counts and continues",
-            rules: vec![
-                rule(52, Action::Log, |r| r.proto = Some(17)),
-                udp53_drop(53),
-            ],
+            rules: vec![rule(52, Action::Log, |r| r.proto = one(17)), udp53_drop(53)],
             steps: vec![
                 Step {
                     frame: udp(C, 53),
@@ -593,7 +590,7 @@ fn action_and_list_cases() -> Vec<Case> {
         },
         Case {
             name: "rate limit crosses its bucket per source",
-            rules: vec![rule(54, rate, |r| r.dport = Some((9999, 9999)))],
+            rules: vec![rule(54, rate, |r| r.dport = range(9999, 9999))],
             steps: vec![
                 hit(udp(C, 9999), PASS, &[PassRateLimit], 54),
                 hit(udp(C, 9999), PASS, &[PassRateLimit], 54),
@@ -781,10 +778,10 @@ fn atomic_swap_flips_generation_and_keeps_rule_counters() {
     }
     pin_to_cpu0();
     let mut dp = fresh_dataplane();
-    let a = vec![rule(1, Action::Drop, |r| r.dport = Some((80, 80)))];
+    let a = vec![rule(1, Action::Drop, |r| r.dport = range(80, 80))];
     let b = vec![
-        rule(2, Action::Drop, |r| r.dport = Some((81, 81))),
-        rule(1, Action::Drop, |r| r.dport = Some((82, 82))),
+        rule(2, Action::Drop, |r| r.dport = range(81, 81)),
+        rule(1, Action::Drop, |r| r.dport = range(82, 82)),
     ];
     let g0 = dp.load_rules(&compile(&a).unwrap()).unwrap().generation;
     let p80 = tcp4(C, S, 1, 80, true, b"");
@@ -812,7 +809,7 @@ fn missing_class_is_counted_as_map_lookup_error() {
     pin_to_cpu0();
     let mut dp = fresh_dataplane();
     let mut t = compile(&[rule(1, Action::Drop, |r| {
-        r.dst = Some(pfx("198.51.100.0/24"))
+        r.dst = Some(vec![pfx("198.51.100.0/24")])
     })])
     .unwrap();
     // A class beyond the bitmap array: the program must count it, not crash or guess.

@@ -10,7 +10,7 @@ use rampart::lab::{
     traffic::{send_udp, Receiver},
 };
 use rampart_common::Reason;
-use rampart_rules::xdp::{compile, Action, RuleSpec};
+use rampart_rules::xdp::{compile, one, Action, RuleSpec};
 use rampart_tests::{fresh_dataplane, root_or_skip};
 
 fn addr(s: &str) -> SocketAddr {
@@ -41,8 +41,8 @@ fn native_xdp_drops_and_passes_real_traffic() {
 
     let mut dp = fresh_dataplane();
     let mut drop_dns = RuleSpec::new(7, Action::Drop);
-    drop_dns.proto = Some(17);
-    drop_dns.dport = Some((5353, 5353));
+    drop_dns.proto = one(17);
+    drop_dns.dport = one(5353);
     dp.load_rules(&compile(&[drop_dns]).unwrap()).unwrap();
     let report = edge
         .enter(|| dp.attach("e0", AttachMode::Native, None))

@@ -25,17 +25,16 @@ use crate::Prefix;
 pub enum CompileError {
     #[error("{count} rules: the XDP table holds at most {max}")]
     TooManyRules { count: usize, max: u32 },
-    #[error("rule id {id} appears twice")]
-    DuplicateId { id: u32 },
-    #[error("rule {id}: {field} range {lo}..{hi} is empty (low end above high end)")]
-    EmptyRange {
+    #[error("rule {id}: {field} range {lo}..{hi} is empty or outside 0..{max}")]
+    BadRange {
         id: u32,
         field: &'static str,
         lo: u32,
         hi: u32,
+        max: u32,
     },
-    #[error("rule {id}: vlan id {vlan} is above 4095")]
-    BadVlan { id: u32, vlan: u16 },
+    #[error("rule {id}: {field} is constrained to an empty set, so the entry can never match")]
+    EmptySet { id: u32, field: &'static str },
     #[error("rule {id}: payload match of {len} bytes; at most {max} can be compared")]
     PayloadTooLong { id: u32, len: usize, max: usize },
     #[error("rule {id}: payload mask has {mask} bytes but value has {value}")]
@@ -94,12 +93,6 @@ pub fn compile(rules: &[RuleSpec]) -> Result<XdpTables, CompileError> {
             max: MAX_RULES,
         });
     }
-    let mut seen = HashMap::new();
-    for r in rules {
-        if seen.insert(r.id, ()).is_some() {
-            return Err(CompileError::DuplicateId { id: r.id });
-        }
-    }
     let metas = rules.iter().map(meta).collect::<Result<Vec<_>, _>>()?;
     let mut t = XdpTables {
         metas,
@@ -123,9 +116,15 @@ pub fn compile(rules: &[RuleSpec]) -> Result<XdpTables, CompileError> {
         t.bitmaps[f as usize] = bitmaps;
     }
     for (i, f) in [field::SRC, field::DST].into_iter().enumerate() {
-        let prefixes: Vec<Option<Prefix>> = rules
+        let prefixes: Vec<Option<&Vec<Prefix>>> = rules
             .iter()
-            .map(|r| if f == field::SRC { r.src } else { r.dst })
+            .map(|r| {
+                if f == field::SRC {
+                    r.src.as_ref()
+                } else {
+                    r.dst.as_ref()
+                }
+            })
             .collect();
         if prefixes.iter().all(Option::is_none) {
             continue;
@@ -157,11 +156,6 @@ fn meta(r: &RuleSpec) -> Result<RuleMeta, CompileError> {
             ACTION_RATE_LIMIT
         }
     };
-    if let Some(v) = r.vlan {
-        if v > 4095 {
-            return Err(CompileError::BadVlan { id: r.id, vlan: v });
-        }
-    }
     if let Some(pm) = &r.payload {
         let len = pm.value.len();
         if len > MAX_PAYLOAD_MATCH {
@@ -190,43 +184,40 @@ fn meta(r: &RuleSpec) -> Result<RuleMeta, CompileError> {
     Ok(m)
 }
 
-/// The inclusive value ranges a rule accepts on a value field, or `None` when unconstrained.
+/// The value set a rule accepts on a value field, or `None` when unconstrained; checked against
+/// the field's kernel domain.
 fn value_ranges(r: &RuleSpec, f: u32) -> Result<Option<Vec<(u32, u32)>>, CompileError> {
-    let check = |lo: u32, hi: u32| {
-        if lo > hi {
-            Err(CompileError::EmptyRange {
+    let set = match f {
+        field::PROTO => &r.proto,
+        field::TTL => &r.ttl,
+        field::TCP_FLAGS => &r.tcp_flags,
+        field::VLAN => &r.vlan,
+        field::SPORT => &r.sport,
+        field::DPORT => &r.dport,
+        field::IP_LEN => &r.ip_len,
+        _ => return Ok(None),
+    };
+    let Some(set) = set else { return Ok(None) };
+    let max = VALUE_FIELD_SIZES[f as usize] - 1;
+    let name = FIELD_NAMES[f as usize];
+    if set.is_empty() {
+        return Err(CompileError::EmptySet {
+            id: r.id,
+            field: name,
+        });
+    }
+    for &(lo, hi) in set {
+        if lo > hi || hi > max {
+            return Err(CompileError::BadRange {
                 id: r.id,
-                field: FIELD_NAMES[f as usize],
+                field: name,
                 lo,
                 hi,
-            })
-        } else {
-            Ok(Some(vec![(lo, hi)]))
+                max,
+            });
         }
-    };
-    match f {
-        field::PROTO => Ok(r.proto.map(|p| vec![(p as u32, p as u32)])),
-        field::TTL => r
-            .ttl
-            .map_or(Ok(None), |(lo, hi)| check(lo as u32, hi as u32)),
-        field::TCP_FLAGS => Ok(r.tcp_flags.map(|(mask, value)| {
-            (0u32..256)
-                .filter(|v| (*v as u8) & mask == value)
-                .map(|v| (v, v))
-                .collect::<Vec<_>>()
-        })),
-        field::VLAN => Ok(r.vlan.map(|v| vec![(v as u32, v as u32)])),
-        field::SPORT => r
-            .sport
-            .map_or(Ok(None), |(lo, hi)| check(lo as u32, hi as u32)),
-        field::DPORT => r
-            .dport
-            .map_or(Ok(None), |(lo, hi)| check(lo as u32, hi as u32)),
-        field::IP_LEN => r
-            .ip_len
-            .map_or(Ok(None), |(lo, hi)| check(lo as u32, hi as u32)),
-        _ => Ok(None),
     }
+    Ok(Some(set.clone()))
 }
 
 struct Interner {
@@ -312,25 +303,43 @@ fn sweep(
     Ok((classes, interner.bitmaps))
 }
 
+/// Trie entries and class bitmaps for one address field. Every distinct prefix (and `::/0`)
+/// becomes an entry whose bitmap holds the unconstrained rules and every rule with a prefix that
+/// contains it. Sorted by (address, length), an ancestor comes before its descendants, so one walk
+/// with a stack of enclosing prefixes builds every bitmap in O(n log n).
 #[allow(clippy::type_complexity)]
 fn prefix_classes(
-    prefixes: &[Option<Prefix>],
+    prefixes: &[Option<&Vec<Prefix>>],
     f: u32,
 ) -> Result<(Vec<(Prefix, u32)>, Vec<RuleBitmap>), CompileError> {
-    let mut distinct: Vec<Prefix> = prefixes.iter().flatten().copied().collect();
-    distinct.push(Prefix::ANY);
-    distinct.sort();
-    distinct.dedup();
-    let mut interner = Interner::new(f);
-    let mut entries = Vec::with_capacity(distinct.len());
-    for q in distinct {
-        let mut bm = RuleBitmap::EMPTY;
-        for (rule, p) in prefixes.iter().enumerate() {
-            if p.is_none_or(|p| p.contains(&q)) {
-                bm.set(rule);
+    let mut unconstrained = RuleBitmap::EMPTY;
+    let mut own: HashMap<Prefix, RuleBitmap> = HashMap::new();
+    own.insert(Prefix::ANY, RuleBitmap::EMPTY);
+    for (rule, set) in prefixes.iter().enumerate() {
+        match set {
+            None => unconstrained.set(rule),
+            Some(list) => {
+                for p in list.iter() {
+                    own.entry(*p).or_insert(RuleBitmap::EMPTY).set(rule);
+                }
             }
         }
+    }
+    let mut distinct: Vec<(Prefix, RuleBitmap)> = own.into_iter().collect();
+    distinct.sort_unstable_by_key(|(p, _)| (p.addr, p.len));
+    let mut interner = Interner::new(f);
+    let mut entries = Vec::with_capacity(distinct.len());
+    let mut stack: Vec<(Prefix, RuleBitmap)> = Vec::new();
+    for (q, bits) in distinct {
+        while stack.last().is_some_and(|(p, _)| !p.contains(&q)) {
+            stack.pop();
+        }
+        let mut bm = stack.last().map_or(unconstrained, |(_, b)| *b);
+        for (w, b) in bm.words.iter_mut().zip(bits.words.iter()) {
+            *w |= *b;
+        }
         entries.push((q, interner.class(bm)? as u32));
+        stack.push((q, bm));
     }
     Ok((entries, interner.bitmaps))
 }
@@ -338,59 +347,82 @@ fn prefix_classes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xdp::spec::{flags, one, range, PayloadBase, PayloadMatch};
     use rampart_common::rules::{ABSENT_PORT, ABSENT_TCP_FLAGS};
 
     fn rule(id: u32) -> RuleSpec {
         RuleSpec::new(id, Action::Drop)
     }
 
+    fn bits_of(t: &XdpTables, f: u32, class: usize, n: usize) -> Vec<usize> {
+        let bm = t.bitmaps[f as usize][class];
+        (0..n).filter(|r| bm.get(*r)).collect()
+    }
+
     #[test]
     fn port_ranges_split_into_classes() {
         let mut a = rule(1);
-        a.dport = Some((80, 90));
+        a.dport = range(80, 90);
         let mut b = rule(2);
-        b.dport = Some((85, 100));
-        let c = rule(3);
-        let t = compile(&[a, b, c]).unwrap();
+        b.dport = range(85, 100);
+        let t = compile(&[a, b, rule(3)]).unwrap();
         assert_eq!(t.used_fields, 1 << field::DPORT);
         let classes = &t.value_classes[field::DPORT as usize];
-        let bits = |v: usize| {
-            let bm = t.bitmaps[field::DPORT as usize][classes[v] as usize];
-            (0..3).filter(|r| bm.get(*r)).collect::<Vec<_>>()
-        };
+        let bits = |v: usize| bits_of(&t, field::DPORT, classes[v] as usize, 3);
         assert_eq!(bits(79), vec![2]);
         assert_eq!(bits(80), vec![0, 2]);
         assert_eq!(bits(85), vec![0, 1, 2]);
         assert_eq!(bits(91), vec![1, 2]);
         assert_eq!(bits(101), vec![2]);
         assert_eq!(bits(ABSENT_PORT as usize), vec![2]);
-        // 5 distinct sets: {2}, {0,2}, {0,1,2}, {1,2} (and {2} again shares a class).
+        // {2}, {0,2}, {0,1,2}, {1,2}: {2} before and after share a class.
         assert_eq!(t.bitmaps[field::DPORT as usize].len(), 4);
     }
 
     #[test]
     fn prefixes_nest() {
         let mut a = rule(1);
-        a.src = Some("10.0.0.0/8".parse().unwrap());
+        a.src = Some(vec!["10.0.0.0/8".parse().unwrap()]);
         let mut b = rule(2);
-        b.src = Some("10.1.0.0/16".parse().unwrap());
+        b.src = Some(vec![
+            "10.1.0.0/16".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ]);
         let t = compile(&[a, b, rule(3)]).unwrap();
-        let entries = &t.prefix_classes[0];
         let bm = |p: &str| {
             let p: Prefix = p.parse().unwrap();
-            let (_, c) = entries.iter().find(|(q, _)| *q == p).unwrap();
-            let bm = t.bitmaps[field::SRC as usize][*c as usize];
-            (0..3).filter(|r| bm.get(*r)).collect::<Vec<_>>()
+            let (_, c) = t.prefix_classes[0].iter().find(|(q, _)| *q == p).unwrap();
+            bits_of(&t, field::SRC, *c as usize, 3)
         };
         assert_eq!(bm("10.1.0.0/16"), vec![0, 1, 2]);
         assert_eq!(bm("10.0.0.0/8"), vec![0, 2]);
+        assert_eq!(bm("2001:db8::/32"), vec![1, 2]);
         assert_eq!(bm("::/0"), vec![2]);
+    }
+
+    #[test]
+    fn sibling_prefixes_do_not_inherit_each_other() {
+        let mut a = rule(1);
+        a.dst = Some(vec![
+            "10.0.0.0/16".parse().unwrap(),
+            "10.0.1.0/24".parse().unwrap(),
+        ]);
+        let mut b = rule(2);
+        b.dst = Some(vec!["10.0.0.0/24".parse().unwrap()]);
+        let t = compile(&[a, b]).unwrap();
+        let bm = |p: &str| {
+            let p: Prefix = p.parse().unwrap();
+            let (_, c) = t.prefix_classes[1].iter().find(|(q, _)| *q == p).unwrap();
+            bits_of(&t, field::DST, *c as usize, 2)
+        };
+        assert_eq!(bm("10.0.0.0/24"), vec![0, 1]);
+        assert_eq!(bm("10.0.1.0/24"), vec![0]);
     }
 
     #[test]
     fn tcp_flags_mask_value() {
         let mut a = rule(1);
-        a.tcp_flags = Some((0x12, 0x02)); // SYN without ACK
+        a.tcp_flags = flags(0x12, 0x02); // SYN without ACK
         let t = compile(&[a]).unwrap();
         let classes = &t.value_classes[field::TCP_FLAGS as usize];
         let hit = |v: usize| t.bitmaps[field::TCP_FLAGS as usize][classes[v] as usize].get(0);
@@ -406,23 +438,36 @@ mod tests {
     #[test]
     fn refuses_bad_rules() {
         let mut a = rule(1);
-        a.sport = Some((10, 5));
+        a.sport = range(10, 5);
         assert!(matches!(
             compile(&[a]),
-            Err(CompileError::EmptyRange { id: 1, .. })
+            Err(CompileError::BadRange { id: 1, .. })
         ));
-        assert_eq!(
-            compile(&[rule(4), rule(4)]),
-            Err(CompileError::DuplicateId { id: 4 })
-        );
+        let mut v = rule(3);
+        v.vlan = one(5000);
+        assert!(matches!(
+            compile(&[v]),
+            Err(CompileError::BadRange {
+                id: 3,
+                hi: 5000,
+                max: 4096,
+                ..
+            })
+        ));
+        let mut e = rule(4);
+        e.proto = Some(vec![]);
+        assert!(matches!(
+            compile(&[e]),
+            Err(CompileError::EmptySet { id: 4, .. })
+        ));
         let many: Vec<_> = (0..=MAX_RULES).map(rule).collect();
         assert!(matches!(
             compile(&many),
             Err(CompileError::TooManyRules { .. })
         ));
         let mut p = rule(2);
-        p.payload = Some(super::super::PayloadMatch {
-            base: super::super::PayloadBase::Data,
+        p.payload = Some(PayloadMatch {
+            base: PayloadBase::Data,
             offset: 0,
             mask: vec![0x0f],
             value: vec![0xf0],
@@ -431,11 +476,15 @@ mod tests {
             compile(&[p]),
             Err(CompileError::PayloadUnmatchable { id: 2 })
         );
-        let mut v = rule(3);
-        v.vlan = Some(5000);
-        assert_eq!(
-            compile(&[v]),
-            Err(CompileError::BadVlan { id: 3, vlan: 5000 })
-        );
+    }
+
+    #[test]
+    fn repeated_ids_are_entries_of_one_rule() {
+        let mut a = rule(9);
+        a.dport = one(80);
+        let mut b = rule(9);
+        b.dport = one(443);
+        let t = compile(&[a, b]).unwrap();
+        assert_eq!(t.metas.iter().filter(|m| m.rule_id == 9).count(), 2);
     }
 }

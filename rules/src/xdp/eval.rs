@@ -4,7 +4,7 @@
 use rampart_common::{
     limits::MAX_RULE_CANDIDATES,
     parsed::{ParsedFields, PF_HAS_L4},
-    rules::{PAYLOAD_BASE_L3, PAYLOAD_BASE_L4},
+    rules::{ABSENT_PORT, ABSENT_TCP_FLAGS, PAYLOAD_BASE_L3, PAYLOAD_BASE_L4, UNTAGGED_VLAN},
     Reason,
 };
 
@@ -22,30 +22,45 @@ pub struct HostVerdict {
     pub logged: u32,
 }
 
+fn in_ranges(set: &Option<Vec<(u32, u32)>>, v: u32) -> bool {
+    set.as_ref()
+        .is_none_or(|r| r.iter().any(|(lo, hi)| *lo <= v && v <= *hi))
+}
+
 impl RuleSpec {
-    /// True when the packet satisfies every classified field (everything but the payload).
+    /// True when the packet satisfies every classified field (everything but the payload),
+    /// with the values the kernel classifies on (absent ports, flags and VLAN included).
     pub fn matches_fields(&self, p: &ParsedFields) -> bool {
         let has_l4 = p.flags & PF_HAS_L4 != 0;
         let has_ports = has_l4 && (p.proto == 6 || p.proto == 17);
-        let in_range = |r: Option<(u16, u16)>, v: u16, present: bool| {
-            r.is_none_or(|(lo, hi)| present && lo <= v && v <= hi)
+        let (sport, dport) = if has_ports {
+            (p.sport as u32, p.dport as u32)
+        } else {
+            (ABSENT_PORT, ABSENT_PORT)
+        };
+        let tcp_flags = if has_l4 && p.proto == 6 {
+            p.tcp_flags as u32
+        } else {
+            ABSENT_TCP_FLAGS
         };
         let vlan = match p.vlan_count {
-            0 => None,
-            1 => Some(p.vlan_ids[0]),
-            _ => Some(p.vlan_ids[1]),
+            0 => UNTAGGED_VLAN,
+            1 => p.vlan_ids[0] as u32,
+            _ => p.vlan_ids[1] as u32,
         };
-        self.proto.is_none_or(|x| x == p.proto)
-            && self.ttl.is_none_or(|(lo, hi)| lo <= p.ttl && p.ttl <= hi)
-            && self
-                .tcp_flags
-                .is_none_or(|(m, v)| has_l4 && p.proto == 6 && p.tcp_flags & m == v)
-            && self.vlan.is_none_or(|x| vlan == Some(x))
-            && in_range(self.sport, p.sport, has_ports)
-            && in_range(self.dport, p.dport, has_ports)
-            && in_range(self.ip_len, p.ip_len, true)
-            && self.src.is_none_or(|x: Prefix| x.contains_addr(&p.src))
-            && self.dst.is_none_or(|x: Prefix| x.contains_addr(&p.dst))
+        let in_prefixes = |set: &Option<Vec<Prefix>>, a| {
+            set.as_ref()
+                .is_none_or(|ps| ps.iter().any(|x| x.contains_addr(a)))
+        };
+        in_ranges(&self.proto, p.proto as u32)
+            && in_ranges(&self.ttl, p.ttl as u32)
+            && in_ranges(&self.tcp_flags, tcp_flags)
+            && in_ranges(&self.vlan, vlan)
+            && in_ranges(&self.sport, sport)
+            && in_ranges(&self.dport, dport)
+            && in_ranges(&self.ip_len, p.ip_len as u32)
+            && in_prefixes(&self.src, &p.src)
+            && in_prefixes(&self.dst, &p.dst)
     }
 
     /// True when the payload match (if any) holds on `frame` (the whole Ethernet frame).

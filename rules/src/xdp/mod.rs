@@ -8,4 +8,4 @@ mod spec;
 
 pub use compile::{compile, CompileError, XdpTables};
 pub use eval::{evaluate, HostVerdict};
-pub use spec::{Action, PayloadBase, PayloadMatch, RuleSpec};
+pub use spec::{flags, one, range, Action, PayloadBase, PayloadMatch, RuleSpec, ValueRanges};

@@ -47,24 +47,47 @@ pub struct PayloadMatch {
     pub value: Vec<u8>,
 }
 
-/// An L3/L4 rule. `None` leaves a field unconstrained. A port or TCP-flag constraint matches only
-/// packets that carry that header (TCP/UDP, TCP).
+/// Inclusive ranges over a field's kernel domain, which includes the "absent" value
+/// (`rampart_common::rules::ABSENT_PORT`, `ABSENT_TCP_FLAGS`, `UNTAGGED_VLAN`).
+pub type ValueRanges = Vec<(u32, u32)>;
+
+/// One value.
+pub fn one(v: u32) -> Option<ValueRanges> {
+    Some(vec![(v, v)])
+}
+
+/// `lo..=hi`.
+pub fn range(lo: u32, hi: u32) -> Option<ValueRanges> {
+    Some(vec![(lo, hi)])
+}
+
+/// TCP flag bytes with `flags & mask == value` (absent flags never match).
+pub fn flags(mask: u8, value: u8) -> Option<ValueRanges> {
+    Some(
+        (0u32..256)
+            .filter(|v| (*v as u8) & mask == value)
+            .map(|v| (v, v))
+            .collect(),
+    )
+}
+
+/// An L3/L4 rule table entry as the kernel can express it: every field is unconstrained (`None`)
+/// or a set of values of its kernel domain; addresses are a set of prefixes; plus an optional
+/// payload match. One language rule may compile to several entries with the same id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleSpec {
     pub id: u32,
     pub action: Action,
-    pub proto: Option<u8>,
-    pub src: Option<Prefix>,
-    pub dst: Option<Prefix>,
-    /// Inclusive ranges.
-    pub sport: Option<(u16, u16)>,
-    pub dport: Option<(u16, u16)>,
-    /// `(mask, value)`: matches when `flags & mask == value`.
-    pub tcp_flags: Option<(u8, u8)>,
-    pub ttl: Option<(u8, u8)>,
-    pub ip_len: Option<(u16, u16)>,
-    /// The innermost VLAN id; the rule then matches tagged frames only.
-    pub vlan: Option<u16>,
+    pub proto: Option<ValueRanges>,
+    pub src: Option<Vec<Prefix>>,
+    pub dst: Option<Vec<Prefix>>,
+    pub sport: Option<ValueRanges>,
+    pub dport: Option<ValueRanges>,
+    pub tcp_flags: Option<ValueRanges>,
+    pub ttl: Option<ValueRanges>,
+    pub ip_len: Option<ValueRanges>,
+    /// The innermost VLAN id (4096: untagged).
+    pub vlan: Option<ValueRanges>,
     pub payload: Option<PayloadMatch>,
 }
 

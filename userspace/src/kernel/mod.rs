@@ -190,8 +190,12 @@ impl Dataplane {
             reasons.push((r, Counter::sum(v.iter())));
         }
         let active = self.config()?.active_gen & 1;
-        let mut rules = Vec::new();
+        let mut rules: Vec<(u32, RuleCounter)> = Vec::new();
         for m in self.maps.rules_of(active)? {
+            // A rule compiled to several entries has one slot: list it once.
+            if rules.iter().any(|(id, _)| *id == m.rule_id) {
+                continue;
+            }
             let v = self
                 .maps
                 .rule_counters

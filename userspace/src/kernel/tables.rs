@@ -119,8 +119,10 @@ impl Maps {
             .collect::<Vec<_>>()
             .into_iter();
         let mut out = metas.to_vec();
+        // Entries of one rule (same id) share its slot.
+        let mut assigned: HashMap<u32, u32> = HashMap::new();
         for m in &mut out {
-            m.counter_slot = match current.get(&m.rule_id) {
+            m.counter_slot = match assigned.get(&m.rule_id).or_else(|| current.get(&m.rule_id)) {
                 Some(slot) => *slot,
                 None => {
                     let slot = free.next().ok_or(KernelError::NoCounterSlot {
@@ -134,6 +136,7 @@ impl Maps {
                 }
             };
             taken.insert(m.counter_slot);
+            assigned.insert(m.rule_id, m.counter_slot);
         }
         Ok(out)
     }

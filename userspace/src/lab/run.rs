@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rampart_common::Reason;
-use rampart_rules::xdp::{compile, Action, RuleSpec};
+use rampart_rules::xdp::{compile, one, range, Action, RuleSpec};
 
 use super::netns::{add_addr, static_neighbor, veth, End, Netns};
 use super::traffic::{send_udp, Receiver};
@@ -50,9 +50,9 @@ fn sa(s: &str) -> SocketAddr {
 /// The lab's rule set: what an operator facing these attacks would load.
 fn lab_rules() -> Vec<RuleSpec> {
     let mut reflection = RuleSpec::new(100, Action::Drop);
-    reflection.proto = Some(17);
-    reflection.sport = Some((123, 123));
-    reflection.ip_len = Some((401, 65_535));
+    reflection.proto = one(17);
+    reflection.sport = one(123);
+    reflection.ip_len = range(401, 65_535);
     let mut limit = RuleSpec::new(
         101,
         Action::RateLimit {
@@ -60,8 +60,8 @@ fn lab_rules() -> Vec<RuleSpec> {
             burst: 100,
         },
     );
-    limit.proto = Some(17);
-    limit.dport = Some((9_000, 9_000));
+    limit.proto = one(17);
+    limit.dport = one(9_000);
     vec![reflection, limit]
 }
 
