@@ -4,8 +4,10 @@
 
 mod compile;
 mod eval;
+mod lower;
 mod spec;
 
 pub use compile::{compile, CompileError, XdpTables};
 pub use eval::{evaluate, HostVerdict};
+pub use lower::{lower_rule, MAX_ENTRIES_PER_RULE};
 pub use spec::{flags, one, range, Action, PayloadBase, PayloadMatch, RuleSpec, ValueRanges};
