@@ -19,8 +19,12 @@
 //! assert_eq!(v.rule_id, Some(1001));
 //! ```
 
+pub mod file;
 pub mod lang;
 pub mod prefix;
 pub mod xdp;
 
+pub use file::{
+    load_file, load_str, Mode, Rule, RuleAction, RuleError, RuleErrorKind, RuleSet, Target,
+};
 pub use prefix::{Prefix, PrefixError};

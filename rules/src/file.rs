@@ -1,0 +1,619 @@
+//! Rule files: YAML rulesets (`version`, `lists`, `rules`) checked and compiled as a whole. Any
+//! error stops the load, so a bad file never replaces a good rule set; every error names the file,
+//! line and column and shows the offending text with a caret.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use marked_yaml::Spanned;
+use serde::Deserialize;
+
+use crate::lang::sets::{IpSet, ValueSet};
+use crate::lang::{
+    check_rule, parse, ErrorKind, Field, Layer, ListDef, Lists, Location, Origin, Span, TExpr,
+};
+use crate::xdp::{compile, lower_rule, Action, CompileError, RuleSpec, XdpTables};
+use crate::Prefix;
+
+/// The file version this loader reads.
+pub const FILE_VERSION: u32 = 1;
+
+/// A rule-file error: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    location: Location,
+    kind: RuleErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleErrorKind {
+    #[error("cannot read the file: {why}")]
+    Read { why: String },
+    #[error("not valid YAML: {why}")]
+    Yaml { why: String },
+    #[error("{why}")]
+    Schema { why: String },
+    #[error("unsupported file version {found} (this rampart reads version {FILE_VERSION})")]
+    Version { found: u32 },
+    #[error(transparent)]
+    Expr(#[from] ErrorKind),
+    #[error("rule id {id} is already used on line {first_line}")]
+    DuplicateId { id: u32, first_line: usize },
+    #[error("unknown action `{action}` (expected one of: {expected})")]
+    UnknownAction {
+        action: String,
+        expected: &'static str,
+    },
+    #[error("unknown list kind `{kind}` (expected ip, int or string)")]
+    ListKind { kind: String },
+    #[error("list `{list}`: `{item}` is not a valid {kind}: {why}")]
+    ListItem {
+        list: String,
+        item: String,
+        kind: &'static str,
+        why: String,
+    },
+    #[error("{why}")]
+    Action { why: String },
+    #[error("the XDP back end refuses this rule: {why}")]
+    Xdp { why: String },
+}
+
+impl RuleError {
+    pub fn kind(&self) -> &RuleErrorKind {
+        &self.kind
+    }
+
+    pub fn file(&self) -> &str {
+        &self.location.file
+    }
+
+    pub fn line(&self) -> usize {
+        self.location.line
+    }
+
+    pub fn column(&self) -> usize {
+        self.location.column
+    }
+
+    /// The offending line and a caret under the offending text.
+    pub fn snippet(&self) -> &str {
+        &self.location.snippet
+    }
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: error: {}", self.location, self.kind)?;
+        if !self.location.snippet.is_empty() {
+            write!(f, "\n{}", self.location.snippet)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// What a matching rule does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleAction {
+    /// L3/L4: drop in XDP.
+    Drop,
+    /// L3/L4: per-source limit in XDP.
+    RateLimit { packets_per_second: u64, burst: u64 },
+    /// Pass (XDP) or allow the request (L7), ending evaluation.
+    Allow,
+    /// Count and continue.
+    Log,
+    /// L7: refuse the request.
+    Block,
+    /// L7: skip the remaining rules.
+    Skip,
+    /// L7: add to the anomaly score.
+    Score(i64),
+    /// L7: Cloudflare-style rate limit.
+    L7RateLimit(L7RateLimit),
+    /// L7: drop the client's address in XDP for a while.
+    Jail { seconds: u64 },
+    /// L7: send the request to an origin pool or a Worker handler.
+    Route { target: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct L7RateLimit {
+    pub characteristics: Vec<String>,
+    pub period: u64,
+    pub requests_per_period: u64,
+    #[serde(default)]
+    pub mitigation_timeout: u64,
+    #[serde(default)]
+    pub counting_expression: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    /// Monitor only: count (and sample) matches, never act.
+    Log,
+}
+
+/// Where a rule runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// Compiled to this many XDP table entries.
+    Xdp {
+        entries: usize,
+    },
+    L7,
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub id: u32,
+    pub reference: Option<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub mode: Mode,
+    pub action: RuleAction,
+    pub expression: String,
+    pub expr: TExpr,
+    pub target: Target,
+    pub line: usize,
+}
+
+/// A checked and compiled rule file.
+#[derive(Clone, Debug)]
+pub struct RuleSet {
+    pub file: String,
+    pub rules: Vec<Rule>,
+    pub lists: Lists,
+    /// Entries of the enabled XDP rules, in rule order.
+    pub xdp_entries: Vec<RuleSpec>,
+    pub xdp: XdpTables,
+}
+
+impl RuleSet {
+    /// Rules that run in the L7 engine, in order.
+    pub fn l7_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules
+            .iter()
+            .filter(|r| r.enabled && r.target == Target::L7)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    version: Spanned<u32>,
+    #[serde(default)]
+    lists: BTreeMap<String, ListDoc>,
+    #[serde(default)]
+    rules: Vec<RuleDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListDoc {
+    kind: Spanned<String>,
+    #[serde(default)]
+    items: Vec<Spanned<String>>,
+    #[serde(default)]
+    file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDoc {
+    id: Spanned<u32>,
+    #[serde(default, rename = "ref")]
+    reference: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    expression: Spanned<String>,
+    action: Spanned<String>,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    rate_limit: Option<XdpRateLimitDoc>,
+    #[serde(default)]
+    ratelimit: Option<L7RateLimit>,
+    #[serde(default)]
+    score: Option<i64>,
+    #[serde(default)]
+    duration: Option<u64>,
+    #[serde(default)]
+    target: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct XdpRateLimitDoc {
+    #[serde(default)]
+    key: Vec<String>,
+    packets_per_second: u64,
+    burst: Option<u64>,
+}
+
+const ACTIONS: &str = "drop, rate_limit, allow, log, block, skip, score, ratelimit, jail, route";
+
+/// Reads, checks and compiles a rule file. List files are read relative to its directory.
+pub fn load_file(path: &Path) -> Result<RuleSet, RuleError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| RuleError {
+        location: Location {
+            file: name.clone(),
+            line: 0,
+            column: 0,
+            snippet: String::new(),
+        },
+        kind: RuleErrorKind::Read { why: e.to_string() },
+    })?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_str(&text, &name, &dir)
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    /// An error at a 1-based line/column of the file, with that line as the snippet.
+    fn at(&self, line: usize, column: usize, width: usize, kind: RuleErrorKind) -> RuleError {
+        let src = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+        let caret = format!(
+            "  {src}\n  {}{}",
+            " ".repeat(column.saturating_sub(1)),
+            "^".repeat(width.max(1))
+        );
+        RuleError {
+            location: Location {
+                file: self.file.to_string(),
+                line,
+                column,
+                snippet: caret,
+            },
+            kind,
+        }
+    }
+
+    fn spanned<T>(&self, s: &Spanned<T>, kind: RuleErrorKind) -> RuleError {
+        let (line, col) = s.span().start().map_or((0, 0), |m| (m.line(), m.column()));
+        let width = self
+            .text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .map_or(1, |l| l.len().saturating_sub(col.saturating_sub(1)));
+        self.at(line, col, width, kind)
+    }
+
+    /// Where the expression's first character is: after an opening quote, or on the first
+    /// content line of a block scalar.
+    fn origin(&self, s: &Spanned<String>) -> Origin {
+        let (line, col) = s.span().start().map_or((1, 1), |m| (m.line(), m.column()));
+        let src_line = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+        let at = src_line.chars().nth(col.saturating_sub(1));
+        let (line, column) = match at {
+            Some('"') | Some('\'') => (line, col + 1),
+            Some('|') | Some('>') => {
+                let next = self.text.lines().nth(line).unwrap_or("");
+                (line + 1, next.len() - next.trim_start().len() + 1)
+            }
+            _ => (line, col),
+        };
+        Origin {
+            file: self.file.to_string(),
+            line,
+            column,
+        }
+    }
+
+    fn expr_error(&self, s: &Spanned<String>, kind: ErrorKind, span: Span) -> RuleError {
+        RuleError {
+            location: Location::resolve(&self.origin(s), s, span),
+            kind: RuleErrorKind::Expr(kind),
+        }
+    }
+}
+
+/// Checks and compiles rule-file text (`file` names it in errors; list files resolve from `dir`).
+pub fn load_str(text: &str, file: &str, dir: &Path) -> Result<RuleSet, RuleError> {
+    let cx = Ctx { file, text };
+    let doc: FileDoc = marked_yaml::from_yaml(0, text).map_err(|e| yaml_error(&cx, e))?;
+    if *doc.version != FILE_VERSION {
+        return Err(cx.spanned(
+            &doc.version,
+            RuleErrorKind::Version {
+                found: *doc.version,
+            },
+        ));
+    }
+    let mut lists = Lists::new();
+    for (name, l) in &doc.lists {
+        lists.insert(name.clone(), load_list(&cx, name, l, dir)?);
+    }
+    let mut seen: HashMap<u32, usize> = HashMap::new();
+    let mut rules = Vec::new();
+    let mut xdp_entries = Vec::new();
+    for r in &doc.rules {
+        let line = r.id.span().start().map_or(0, |m| m.line());
+        if let Some(first_line) = seen.insert(*r.id, line) {
+            return Err(cx.spanned(
+                &r.id,
+                RuleErrorKind::DuplicateId {
+                    id: *r.id,
+                    first_line,
+                },
+            ));
+        }
+        let rule = compile_rule(&cx, r, &lists)?;
+        if let (true, Target::Xdp { .. }) = (rule.enabled, &rule.target) {
+            let action = match (&rule.mode, &rule.action) {
+                (Mode::Log, _) | (_, RuleAction::Log) => Action::Log,
+                (_, RuleAction::Drop) => Action::Drop,
+                (_, RuleAction::Allow) => Action::Pass,
+                (
+                    _,
+                    RuleAction::RateLimit {
+                        packets_per_second,
+                        burst,
+                    },
+                ) => Action::RateLimit {
+                    packets_per_second: *packets_per_second,
+                    burst: *burst,
+                },
+                _ => unreachable!("only XDP actions get an XDP target"),
+            };
+            let entries = lower_rule(rule.id, action, &rule.expr)
+                .map_err(|why| cx.spanned(&r.expression, RuleErrorKind::Xdp { why }))?;
+            xdp_entries.extend(entries);
+        }
+        rules.push(rule);
+    }
+    // Entry counts per rule, now that all are lowered.
+    for rule in &mut rules {
+        if let Target::Xdp { entries } = &mut rule.target {
+            *entries = xdp_entries.iter().filter(|e| e.id == rule.id).count();
+        }
+    }
+    let xdp = compile(&xdp_entries).map_err(|e| {
+        let why = e.to_string();
+        let line = match &e {
+            CompileError::PayloadTooLong { id, .. } | CompileError::PayloadUnmatchable { id } => {
+                seen.get(id).copied().unwrap_or(1)
+            }
+            _ => 1,
+        };
+        cx.at(line, 1, 1, RuleErrorKind::Xdp { why })
+    })?;
+    Ok(RuleSet {
+        file: file.to_string(),
+        rules,
+        lists,
+        xdp_entries,
+        xdp,
+    })
+}
+
+fn yaml_error(cx: &Ctx<'_>, e: marked_yaml::FromYamlError) -> RuleError {
+    match e {
+        marked_yaml::FromYamlError::ParseYaml(le) => {
+            let why = le.to_string();
+            let line = why
+                .split("line ")
+                .nth(1)
+                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            cx.at(line, 1, 1, RuleErrorKind::Yaml { why })
+        }
+        marked_yaml::FromYamlError::FromNode(ne) => {
+            let path = ne.path().map(str::to_string);
+            let inner = ne.into_inner();
+            let (line, col) = inner
+                .start_mark()
+                .map_or((1, 1), |m| (m.line(), m.column()));
+            let why = match path {
+                Some(p) if !p.is_empty() => format!("at `{p}`: {inner}"),
+                _ => inner.to_string(),
+            };
+            cx.at(line, col, 1, RuleErrorKind::Schema { why })
+        }
+    }
+}
+
+fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDef, RuleError> {
+    let kind = l.kind.as_str();
+    let mut items: Vec<(String, RuleError)> = Vec::new();
+    let err_at_item =
+        |item: &Spanned<String>| cx.spanned(item, RuleErrorKind::Schema { why: String::new() });
+    for it in &l.items {
+        items.push((it.to_string(), err_at_item(it)));
+    }
+    if let Some(f) = &l.file {
+        let path: PathBuf = dir.join(f.as_str());
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            cx.spanned(
+                f,
+                RuleErrorKind::Read {
+                    why: format!("list file {}: {e}", path.display()),
+                },
+            )
+        })?;
+        let list_cx = Ctx {
+            file: &path.display().to_string(),
+            text: &text,
+        };
+        for (i, raw) in text.lines().enumerate() {
+            let item = raw.split('#').next().unwrap_or("").trim();
+            if !item.is_empty() {
+                let col = raw.find(item).unwrap_or(0) + 1;
+                items.push((
+                    item.to_string(),
+                    list_cx.at(
+                        i + 1,
+                        col,
+                        item.len(),
+                        RuleErrorKind::Schema { why: String::new() },
+                    ),
+                ));
+            }
+        }
+    }
+    let bad = |item: &str, at: &RuleError, k: &'static str, why: String| RuleError {
+        location: at.location.clone(),
+        kind: RuleErrorKind::ListItem {
+            list: name.to_string(),
+            item: item.to_string(),
+            kind: k,
+            why,
+        },
+    };
+    Ok(match kind {
+        "ip" => {
+            let mut prefixes = Vec::with_capacity(items.len());
+            for (item, at) in &items {
+                prefixes.push(
+                    item.parse::<Prefix>()
+                        .map_err(|e| bad(item, at, "prefix", e.to_string()))?,
+                );
+            }
+            ListDef::Ip(Arc::new(ValueSet::Ip(IpSet::new(prefixes))))
+        }
+        "int" => {
+            let mut ranges = Vec::with_capacity(items.len());
+            for (item, at) in &items {
+                let v: i64 = item.parse().map_err(|e: std::num::ParseIntError| {
+                    bad(item, at, "integer", e.to_string())
+                })?;
+                ranges.push((v, v));
+            }
+            ListDef::Int(Arc::new(ValueSet::ints(ranges)))
+        }
+        "string" => ListDef::Bytes(Arc::new(ValueSet::Bytes(
+            items
+                .into_iter()
+                .map(|(s, _)| s.into_bytes())
+                .collect::<HashSet<_>>(),
+        ))),
+        other => {
+            return Err(cx.spanned(
+                &l.kind,
+                RuleErrorKind::ListKind {
+                    kind: other.to_string(),
+                },
+            ))
+        }
+    })
+}
+
+fn compile_rule(cx: &Ctx<'_>, r: &RuleDoc, lists: &Lists) -> Result<Rule, RuleError> {
+    let ast = parse(&r.expression).map_err(|(k, s)| cx.expr_error(&r.expression, k, s))?;
+    let expr = check_rule(&ast, lists).map_err(|(k, s)| cx.expr_error(&r.expression, k, s))?;
+    let mut fields = HashSet::new();
+    expr.fields(&mut fields);
+    let uses_l7 = fields.iter().any(|f| f.layer() == Layer::L7);
+    let action_err = |why: String| cx.spanned(&r.action, RuleErrorKind::Action { why });
+    let action = match r.action.as_str() {
+        "drop" => RuleAction::Drop,
+        "rate_limit" => {
+            let rl = r.rate_limit.as_ref().ok_or_else(|| {
+                action_err("`rate_limit` needs `rate_limit: { packets_per_second, burst }`".into())
+            })?;
+            if rl.key.iter().any(|k| k != "ip.src") {
+                return Err(action_err(
+                    "XDP rate limits are keyed by `ip.src` only".into(),
+                ));
+            }
+            RuleAction::RateLimit {
+                packets_per_second: rl.packets_per_second,
+                burst: rl.burst.unwrap_or(rl.packets_per_second),
+            }
+        }
+        "allow" => RuleAction::Allow,
+        "log" => RuleAction::Log,
+        "block" => RuleAction::Block,
+        "skip" => RuleAction::Skip,
+        "score" => RuleAction::Score(
+            r.score
+                .ok_or_else(|| action_err("`score` needs `score: N`".into()))?,
+        ),
+        "ratelimit" => RuleAction::L7RateLimit(
+            r.ratelimit
+                .clone()
+                .ok_or_else(|| action_err("`ratelimit` needs a `ratelimit:` block".into()))?,
+        ),
+        "jail" => RuleAction::Jail {
+            seconds: r
+                .duration
+                .ok_or_else(|| action_err("`jail` needs `duration: SECONDS`".into()))?,
+        },
+        "route" => RuleAction::Route {
+            target: r
+                .target
+                .clone()
+                .ok_or_else(|| action_err("`route` needs `target: NAME`".into()))?,
+        },
+        other => {
+            return Err(cx.spanned(
+                &r.action,
+                RuleErrorKind::UnknownAction {
+                    action: other.to_string(),
+                    expected: ACTIONS,
+                },
+            ))
+        }
+    };
+    let mode = match r.mode.as_ref().map(|m| m.as_str()) {
+        None | Some("enforce") => Mode::Enforce,
+        Some("log") => Mode::Log,
+        Some(other) => {
+            let m = r.mode.as_ref().expect("matched Some");
+            return Err(cx.spanned(
+                m,
+                RuleErrorKind::Schema {
+                    why: format!("unknown mode `{other}` (expected enforce or log)"),
+                },
+            ));
+        }
+    };
+    let xdp_action = matches!(action, RuleAction::Drop | RuleAction::RateLimit { .. });
+    let target =
+        if uses_l7 || !(xdp_action || matches!(action, RuleAction::Allow | RuleAction::Log)) {
+            if xdp_action {
+                return Err(action_err(format!(
+                    "`{}` is an L3/L4 action, but the expression reads HTTP fields; use `block`",
+                    r.action.as_str()
+                )));
+            }
+            if let Some(f) = fields
+                .iter()
+                .find(|f| f.layer() == Layer::L34 && **f != Field::IpSrc)
+            {
+                return Err(action_err(format!(
+                    "HTTP rules see `ip.src` of the packet fields, not `{}`",
+                    f.name()
+                )));
+            }
+            Target::L7
+        } else {
+            Target::Xdp { entries: 0 }
+        };
+    Ok(Rule {
+        id: *r.id,
+        reference: r.reference.clone(),
+        description: r.description.clone(),
+        enabled: r.enabled.unwrap_or(true),
+        mode,
+        action,
+        expression: r.expression.to_string(),
+        expr,
+        target,
+        line: r.id.span().start().map_or(0, |m| m.line()),
+    })
+}
