@@ -21,6 +21,7 @@
 
 pub mod file;
 pub mod lang;
+pub mod packet;
 pub mod prefix;
 pub mod xdp;
 
