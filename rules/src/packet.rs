@@ -6,6 +6,7 @@ use rampart_common::{
     addr::as_v4,
     frag::FRAG_LATER,
     parsed::{ParsedFields, PF_DF, PF_HAS_L4, PF_MF},
+    Reason,
 };
 
 use crate::lang::{Field, FieldSource, Value};
@@ -92,4 +93,208 @@ impl FieldSource for PacketView<'_> {
             _ => None,
         }
     }
+}
+
+/// Parses a frame on the host exactly as the XDP program does (`xdp-ebpf/src/parse.rs`): same
+/// limits (2 VLAN tags, 6 IPv6 extension headers), same bounds (the frame and the IP datagram
+/// length), same error reasons. Tests hold it to the kernel's own parse record.
+pub fn parse_frame(frame: &[u8]) -> (ParsedFields, Option<Reason>) {
+    let mut p = ParsedFields::default();
+    let r = parse_into(frame, &mut p).err();
+    (p, r)
+}
+
+struct Cur<'a> {
+    b: &'a [u8],
+    pos: usize,
+    limit: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        if end > self.b.len() || end > self.limit {
+            return None;
+        }
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Some(s)
+    }
+
+    fn peek(&self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        if end > self.b.len() || end > self.limit {
+            return None;
+        }
+        Some(&self.b[self.pos..end])
+    }
+}
+
+fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+fn frag_kind(offset: u16, more: bool) -> u8 {
+    use rampart_common::frag::{FRAG_FIRST, FRAG_NONE};
+    if offset != 0 {
+        FRAG_LATER
+    } else if more {
+        FRAG_FIRST
+    } else {
+        FRAG_NONE
+    }
+}
+
+fn parse_into(frame: &[u8], p: &mut ParsedFields) -> Result<(), Reason> {
+    use rampart_common::{addr::v4_mapped, frag::FRAG_FIRST, limits::*, parsed::PF_IP};
+    let mut c = Cur {
+        b: frame,
+        pos: 0,
+        limit: usize::MAX,
+    };
+    let eth = c.take(14).ok_or(Reason::ErrTruncEthernet)?;
+    let is_vlan = |t: u16| t == 0x8100 || t == 0x88a8 || t == 0x9100;
+    let mut ethertype = be16(&eth[12..]);
+    for i in 0..MAX_VLAN_DEPTH {
+        if !is_vlan(ethertype) {
+            break;
+        }
+        let tag = c.take(4).ok_or(Reason::ErrTruncVlan)?;
+        p.vlan_ids[i] = be16(tag) & 0x0fff;
+        p.vlan_count += 1;
+        ethertype = be16(&tag[2..]);
+    }
+    if is_vlan(ethertype) {
+        return Err(Reason::ErrTooManyVlans);
+    }
+    p.ethertype = ethertype;
+    p.l3_offset = c.pos as u16;
+    match ethertype {
+        0x0800 => {
+            let ip = c.take(20).ok_or(Reason::ErrTruncIpv4)?;
+            let ihl = (ip[0] & 0x0f) as usize * 4;
+            let total = be16(&ip[2..]);
+            if ip[0] >> 4 != 4 || ihl < 20 || (total as usize) < ihl {
+                return Err(Reason::ErrBadIpv4Header);
+            }
+            p.ip_version = 4;
+            p.flags |= PF_IP;
+            p.src = v4_mapped([ip[12], ip[13], ip[14], ip[15]]);
+            p.dst = v4_mapped([ip[16], ip[17], ip[18], ip[19]]);
+            p.proto = ip[9];
+            p.ttl = ip[8];
+            p.ip_len = total;
+            p.ip_id = be16(&ip[4..]) as u32;
+            let frag = be16(&ip[6..]);
+            if frag & 0x4000 != 0 {
+                p.flags |= PF_DF;
+            }
+            p.frag_offset = frag & 0x1fff;
+            let more = frag & 0x2000 != 0;
+            if more {
+                p.flags |= PF_MF;
+            }
+            p.frag = frag_kind(p.frag_offset, more);
+            c.limit = p.l3_offset as usize + total as usize;
+            c.take(ihl - 20).ok_or(Reason::ErrTruncIpv4)?;
+        }
+        0x86dd => {
+            let ip = c.take(40).ok_or(Reason::ErrTruncIpv6)?;
+            if ip[0] >> 4 != 6 {
+                return Err(Reason::ErrBadIpv6Header);
+            }
+            p.ip_version = 6;
+            p.flags |= PF_IP;
+            p.src.copy_from_slice(&ip[8..24]);
+            p.dst.copy_from_slice(&ip[24..40]);
+            p.ttl = ip[7];
+            let payload_len = be16(&ip[4..]);
+            p.ip_len = payload_len.saturating_add(40);
+            if payload_len != 0 {
+                c.limit = p.l3_offset as usize + 40 + payload_len as usize;
+            }
+            let mut next = ip[6];
+            for _ in 0..MAX_IPV6_EXT_HDRS {
+                match next {
+                    0 | 43 | 60 | 51 => {
+                        let h = c.peek(2).ok_or(Reason::ErrTruncIpv6Ext)?;
+                        let len = if next == 51 {
+                            (h[1] as usize + 2) * 4
+                        } else {
+                            (h[1] as usize + 1) * 8
+                        };
+                        next = h[0];
+                        c.take(len).ok_or(Reason::ErrTruncIpv6Ext)?;
+                    }
+                    44 => {
+                        let f = c.take(8).ok_or(Reason::ErrTruncIpv6Ext)?;
+                        let off_flags = be16(&f[2..]);
+                        p.frag_offset = off_flags >> 3;
+                        let more = off_flags & 1 != 0;
+                        if more {
+                            p.flags |= PF_MF;
+                        }
+                        p.frag = frag_kind(p.frag_offset, more);
+                        p.ip_id = u32::from_be_bytes([f[4], f[5], f[6], f[7]]);
+                        next = f[0];
+                    }
+                    _ => break,
+                }
+                p.ext_hdrs += 1;
+                if p.frag == FRAG_LATER {
+                    p.proto = next;
+                    p.l4_offset = c.pos as u16;
+                    p.payload_offset = p.l4_offset;
+                    return Ok(());
+                }
+            }
+            if matches!(next, 0 | 43 | 60 | 51 | 44) {
+                return Err(Reason::ErrTooManyIpv6Ext);
+            }
+            p.proto = next;
+        }
+        _ => return Ok(()),
+    }
+    p.l4_offset = c.pos as u16;
+    p.payload_offset = p.l4_offset;
+    if p.frag == FRAG_LATER {
+        return Ok(());
+    }
+    let trunc = |r: Reason| {
+        if p.frag == FRAG_FIRST {
+            Reason::ErrTinyFragment
+        } else {
+            r
+        }
+    };
+    match p.proto {
+        6 => {
+            let t = c.take(20).ok_or_else(|| trunc(Reason::ErrTruncTcp))?;
+            let doff = (t[12] >> 4) as usize * 4;
+            if doff < 20 {
+                return Err(Reason::ErrBadTcpHeader);
+            }
+            p.sport = be16(t);
+            p.dport = be16(&t[2..]);
+            p.tcp_flags = t[13];
+            p.flags |= PF_HAS_L4;
+            c.take(doff - 20)
+                .ok_or_else(|| trunc(Reason::ErrTruncTcp))?;
+        }
+        17 => {
+            let u = c.take(8).ok_or_else(|| trunc(Reason::ErrTruncUdp))?;
+            p.sport = be16(u);
+            p.dport = be16(&u[2..]);
+            p.flags |= PF_HAS_L4;
+        }
+        1 | 58 if (p.proto == 1) == (p.ip_version == 4) => {
+            let i = c.take(8).ok_or_else(|| trunc(Reason::ErrTruncIcmp))?;
+            p.icmp_type = i[0];
+            p.icmp_code = i[1];
+            p.flags |= PF_HAS_L4;
+        }
+        _ => {}
+    }
+    p.payload_offset = c.pos as u16;
+    Ok(())
 }

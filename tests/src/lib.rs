@@ -1,6 +1,7 @@
 //! Shared harness for the root-only integration tests: root checks that explain a skip, a loaded
 //! data plane pinned to one CPU, and packet builders.
 
+pub mod captures;
 pub mod packets;
 
 use rampart::kernel::{Dataplane, LoadOptions};
