@@ -83,7 +83,11 @@ pub struct GenInfo {
     pub rule_count: u32,
     /// Bit `field::X` set when some rule constrains field X.
     pub used_fields: u32,
+    /// Chosen at random by the writer of this generation: a writer that finds its own stamp
+    /// knows the tables are as it left them and may write only the differences.
+    pub stamp: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<GenInfo>() == 8);
+const _: () = assert!(core::mem::size_of::<GenInfo>() == 16);
 
 crate::user_pod!(Config, GenInfo);

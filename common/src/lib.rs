@@ -22,7 +22,7 @@ pub use counters::{Counter, RuleCounter};
 pub use reason::Reason;
 
 /// Bumped whenever the layout or meaning of any type in this crate changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 /// `"RAMP"`: marks a config record written by Rampart userspace.
 pub const CONFIG_MAGIC: u32 = 0x5241_4d50;
 

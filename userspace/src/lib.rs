@@ -5,3 +5,4 @@
 pub mod counters;
 pub mod kernel;
 pub mod lab;
+pub mod rulesets;

@@ -1,5 +1,7 @@
 //! `rampart`: attach the XDP data plane, manage allow/deny prefixes, show counters, run the lab.
 
+mod cli_rules;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,6 +70,11 @@ enum Cmd {
     Stats,
     /// Build a namespace lab, attach, send bounded legitimate and attack traffic, show counters.
     Lab,
+    /// Rule files: check, load, watch, test against a capture.
+    Rules {
+        #[command(subcommand)]
+        op: cli_rules::RulesOp,
+    },
 }
 
 #[derive(Subcommand)]
@@ -205,6 +212,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Deny { op } => list_op(&cli.pin_dir, op, true)?,
         Cmd::Allow { op } => list_op(&cli.pin_dir, op, false)?,
         Cmd::Lab => rampart::lab::run(rampart::lab::LabPlan::default())?,
+        Cmd::Rules { op } => cli_rules::run(&cli.pin_dir, op)?,
         Cmd::Stats => {
             let dp = Dataplane::open_pinned(&cli.pin_dir)?;
             print!("{}", dp.counters()?.render());

@@ -46,6 +46,8 @@ pub(crate) struct Maps {
     pub class_bits: Array<MapData, RuleBitmap>,
     pub rule_meta: Array<MapData, RuleMeta>,
     pub parse_debug: PerCpuArray<MapData, ParsedFields>,
+    /// The tables this process last wrote into each generation (for writing only differences).
+    pub shadow: [Option<(u32, rampart_rules::xdp::XdpTables)>; 2],
 }
 
 enum Source<'a> {
@@ -99,6 +101,7 @@ impl Maps {
             class_bits: s.get("CLASS_BITS")?,
             rule_meta: s.get("RULE_META")?,
             parse_debug: s.get("PARSE_DEBUG")?,
+            shadow: [None, None],
         })
     }
 
