@@ -20,11 +20,21 @@ use crate::Prefix;
 /// The file version this loader reads.
 pub const FILE_VERSION: u32 = 1;
 
-/// A rule-file error: where, and what.
+/// A rule-file error: where, and what. Opaque (boxed, so results stay small); read it through
+/// the accessors.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError {
+pub struct RuleError(Box<ErrorInner>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ErrorInner {
     location: Location,
     kind: RuleErrorKind,
+}
+
+impl RuleError {
+    fn new(location: Location, kind: RuleErrorKind) -> RuleError {
+        RuleError(Box::new(ErrorInner { location, kind }))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,32 +73,32 @@ pub enum RuleErrorKind {
 
 impl RuleError {
     pub fn kind(&self) -> &RuleErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     pub fn file(&self) -> &str {
-        &self.location.file
+        &self.0.location.file
     }
 
     pub fn line(&self) -> usize {
-        self.location.line
+        self.0.location.line
     }
 
     pub fn column(&self) -> usize {
-        self.location.column
+        self.0.location.column
     }
 
     /// The offending line and a caret under the offending text.
     pub fn snippet(&self) -> &str {
-        &self.location.snippet
+        &self.0.location.snippet
     }
 }
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: error: {}", self.location, self.kind)?;
-        if !self.location.snippet.is_empty() {
-            write!(f, "\n{}", self.location.snippet)?;
+        write!(f, "{}: error: {}", self.0.location, self.0.kind)?;
+        if !self.0.location.snippet.is_empty() {
+            write!(f, "\n{}", self.0.location.snippet)?;
         }
         Ok(())
     }
@@ -244,14 +254,16 @@ const ACTIONS: &str = "drop, rate_limit, allow, log, block, skip, score, ratelim
 /// Reads, checks and compiles a rule file. List files are read relative to its directory.
 pub fn load_file(path: &Path) -> Result<RuleSet, RuleError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| RuleError {
-        location: Location {
-            file: name.clone(),
-            line: 0,
-            column: 0,
-            snippet: String::new(),
-        },
-        kind: RuleErrorKind::Read { why: e.to_string() },
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        RuleError::new(
+            Location {
+                file: name.clone(),
+                line: 0,
+                column: 0,
+                snippet: String::new(),
+            },
+            RuleErrorKind::Read { why: e.to_string() },
+        )
     })?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     load_str(&text, &name, &dir)
@@ -271,15 +283,13 @@ impl Ctx<'_> {
             " ".repeat(column.saturating_sub(1)),
             "^".repeat(width.max(1))
         );
-        RuleError {
-            location: Location {
-                file: self.file.to_string(),
-                line,
-                column,
-                snippet: caret,
-            },
-            kind,
-        }
+        let location = Location {
+            file: self.file.to_string(),
+            line,
+            column,
+            snippet: caret,
+        };
+        RuleError::new(location, kind)
     }
 
     fn spanned<T>(&self, s: &Spanned<T>, kind: RuleErrorKind) -> RuleError {
@@ -314,10 +324,10 @@ impl Ctx<'_> {
     }
 
     fn expr_error(&self, s: &Spanned<String>, kind: ErrorKind, span: Span) -> RuleError {
-        RuleError {
-            location: Location::resolve(&self.origin(s), s, span),
-            kind: RuleErrorKind::Expr(kind),
-        }
+        RuleError::new(
+            Location::resolve(&self.origin(s), s, span),
+            RuleErrorKind::Expr(kind),
+        )
     }
 }
 
@@ -465,14 +475,14 @@ fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDe
             }
         }
     }
-    let bad = |item: &str, at: &RuleError, k: &'static str, why: String| RuleError {
-        location: at.location.clone(),
-        kind: RuleErrorKind::ListItem {
+    let bad = |item: &str, at: &RuleError, k: &'static str, why: String| {
+        let kind = RuleErrorKind::ListItem {
             list: name.to_string(),
             item: item.to_string(),
             kind: k,
             why,
-        },
+        };
+        RuleError::new(at.0.location.clone(), kind)
     };
     Ok(match kind {
         "ip" => {
