@@ -437,17 +437,32 @@ fn yaml_error(cx: &Ctx<'_>, e: marked_yaml::FromYamlError) -> RuleError {
     }
 }
 
+/// Where a list item was written, resolved into an error only if the item is bad (resolving
+/// scans the file, which must not happen per item for million-item lists).
+enum ItemAt<'a> {
+    Inline(&'a Spanned<String>),
+    File {
+        line: usize,
+        column: usize,
+        width: usize,
+    },
+}
+
 fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDef, RuleError> {
-    let kind = l.kind.as_str();
-    let mut items: Vec<(String, RuleError)> = Vec::new();
-    let err_at_item =
-        |item: &Spanned<String>| cx.spanned(item, RuleErrorKind::Schema { why: String::new() });
-    for it in &l.items {
-        items.push((it.to_string(), err_at_item(it)));
+    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        let why = format!("list name `{name}`: use letters, digits and `_` (it is written `${name}` in expressions)");
+        return Err(cx.spanned(&l.kind, RuleErrorKind::Schema { why }));
     }
+    let mut items: Vec<(&str, ItemAt<'_>)> = l
+        .items
+        .iter()
+        .map(|it| (it.as_str(), ItemAt::Inline(it)))
+        .collect();
+    let mut file_text = String::new();
+    let mut file_name = String::new();
     if let Some(f) = &l.file {
         let path: PathBuf = dir.join(f.as_str());
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        file_text = std::fs::read_to_string(&path).map_err(|e| {
             cx.spanned(
                 f,
                 RuleErrorKind::Read {
@@ -455,36 +470,43 @@ fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDe
                 },
             )
         })?;
-        let list_cx = Ctx {
-            file: &path.display().to_string(),
-            text: &text,
-        };
-        for (i, raw) in text.lines().enumerate() {
-            let item = raw.split('#').next().unwrap_or("").trim();
-            if !item.is_empty() {
-                let col = raw.find(item).unwrap_or(0) + 1;
-                items.push((
-                    item.to_string(),
-                    list_cx.at(
-                        i + 1,
-                        col,
-                        item.len(),
-                        RuleErrorKind::Schema { why: String::new() },
-                    ),
-                ));
-            }
+        file_name = path.display().to_string();
+    }
+    for (i, raw) in file_text.lines().enumerate() {
+        let item = raw.split('#').next().unwrap_or("").trim();
+        if !item.is_empty() {
+            let column = raw.find(item).unwrap_or(0) + 1;
+            items.push((
+                item,
+                ItemAt::File {
+                    line: i + 1,
+                    column,
+                    width: item.len(),
+                },
+            ));
         }
     }
-    let bad = |item: &str, at: &RuleError, k: &'static str, why: String| {
+    let bad = |item: &str, at: &ItemAt<'_>, k: &'static str, why: String| {
         let kind = RuleErrorKind::ListItem {
             list: name.to_string(),
             item: item.to_string(),
             kind: k,
             why,
         };
-        RuleError::new(at.0.location.clone(), kind)
+        match at {
+            ItemAt::Inline(s) => cx.spanned(*s, kind),
+            ItemAt::File {
+                line,
+                column,
+                width,
+            } => Ctx {
+                file: &file_name,
+                text: &file_text,
+            }
+            .at(*line, *column, *width, kind),
+        }
     };
-    Ok(match kind {
+    Ok(match l.kind.as_str() {
         "ip" => {
             let mut prefixes = Vec::with_capacity(items.len());
             for (item, at) in &items {
@@ -507,8 +529,8 @@ fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDe
         }
         "string" => ListDef::Bytes(Arc::new(ValueSet::Bytes(
             items
-                .into_iter()
-                .map(|(s, _)| s.into_bytes())
+                .iter()
+                .map(|(s, _)| s.as_bytes().to_vec())
                 .collect::<HashSet<_>>(),
         ))),
         other => {

@@ -24,6 +24,11 @@ impl PacketView<'_> {
     }
 }
 
+/// Where the IP datagram ends in the frame: bytes past it (Ethernet padding) are not payload.
+pub fn datagram_end(p: &ParsedFields, frame: &[u8]) -> usize {
+    (p.l3_offset as usize + p.ip_len as usize).min(frame.len())
+}
+
 impl FieldSource for PacketView<'_> {
     fn field(&self, f: Field) -> Option<Value> {
         let p = self.parsed;
@@ -88,7 +93,7 @@ impl FieldSource for PacketView<'_> {
             Field::VlanId if p.vlan_count > 0 => int(p.vlan_ids[p.vlan_count as usize - 1] as u64),
             Field::Payload => self
                 .frame
-                .get(p.payload_offset as usize..)
+                .get(p.payload_offset as usize..datagram_end(p, self.frame))
                 .map(|b| Value::Bytes(b.to_vec())),
             _ => None,
         }

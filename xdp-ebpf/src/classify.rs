@@ -84,6 +84,8 @@ pub fn classify(
     }
 
     let mut w = 0usize;
+    // A rule may span several entries (one per alternative); a log rule counts once per packet.
+    let mut logged_slot = NO_SLOT;
     for _ in 0..MAX_RULE_CANDIDATES {
         while w < BITMAP_WORDS && acc[w] == 0 {
             w += 1;
@@ -106,8 +108,11 @@ pub fn classify(
         let slot = meta.counter_slot;
         match meta.action {
             ACTION_LOG => {
-                stats::count_rule(slot, false, bytes);
-                stats::count(Reason::EvLogOnly, bytes);
+                if slot != logged_slot {
+                    logged_slot = slot;
+                    stats::count_rule(slot, false, bytes);
+                    stats::count(Reason::EvLogOnly, bytes);
+                }
             }
             ACTION_DROP => {
                 stats::count_rule(slot, true, bytes);
@@ -205,6 +210,10 @@ fn payload_matches(ctx: &XdpContext, p: &ParsedFields, meta: &RuleMeta) -> bool 
     }
     let mut buf = [0u8; MAX_PAYLOAD_MATCH];
     let offset = base as u32 + meta.payload_offset as u32;
+    // Bytes past the IP datagram (Ethernet padding, trailers) are not payload.
+    if offset + len > p.l3_offset as u32 + p.ip_len as u32 {
+        return false;
+    }
     // SAFETY: the helper bounds-checks `offset..offset+len` against the frame and writes at most
     // `len` (<= 16) bytes into `buf`.
     let rc = unsafe { bpf_xdp_load_bytes(ctx.ctx, offset, buf.as_mut_ptr().cast(), len) };

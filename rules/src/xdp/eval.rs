@@ -72,10 +72,12 @@ impl RuleSpec {
             _ => p.payload_offset,
         } as usize;
         let start = base + pm.offset as usize;
-        let Some(bytes) = frame.get(start..start + pm.value.len()) else {
+        let end = start + pm.value.len();
+        // Bytes past the IP datagram (Ethernet padding) are not payload, as in the kernel.
+        if end > crate::packet::datagram_end(p, frame) {
             return false;
-        };
-        bytes
+        }
+        frame[start..end]
             .iter()
             .zip(&pm.mask)
             .zip(&pm.value)

@@ -22,6 +22,9 @@ use crate::Prefix;
 pub const MAX_ENTRIES_PER_RULE: usize = 64;
 /// Prefixes a complemented or intersected address set may hold.
 const MAX_PREFIX_WORK: usize = 1 << 22;
+/// Nodes the formula may have before its expansion (each `xor` copies both operands, so a chain
+/// of them doubles it per operand).
+const MAX_FORMULA_NODES: usize = 1 << 16;
 
 #[derive(Clone, Debug)]
 enum Atom {
@@ -88,6 +91,8 @@ fn intersect(a: &[(u32, u32)], b: &[(u32, u32)]) -> ValueRanges {
 }
 
 fn prefix_complement(set: &[Prefix]) -> R<Vec<Prefix>> {
+    /// `set` holds only the prefixes that overlap `node`: each level splits it between the two
+    /// halves, so the walk costs O(prefixes × 128), not O(prefixes² × 128).
     fn walk(node: Prefix, set: &[Prefix], out: &mut Vec<Prefix>) -> R<()> {
         if out.len() > MAX_PREFIX_WORK {
             return Err("the complement of this address set is too large".into());
@@ -95,15 +100,19 @@ fn prefix_complement(set: &[Prefix]) -> R<Vec<Prefix>> {
         if set.iter().any(|p| p.contains(&node)) {
             return Ok(());
         }
-        if !set.iter().any(|p| node.contains(p)) {
+        if set.is_empty() {
             out.push(node);
             return Ok(());
         }
+        // Every prefix left is longer than `node`, so it lies in exactly one half.
         let len = node.len + 1;
         let mut right = node.addr;
         right[(node.len / 8) as usize] |= 0x80 >> (node.len % 8);
-        walk(Prefix::new(node.addr, len), set, out)?;
-        walk(Prefix::new(right, len), set, out)
+        let left = Prefix::new(node.addr, len);
+        let (in_left, in_right): (Vec<Prefix>, Vec<Prefix>) =
+            set.iter().partition(|p| left.contains(p));
+        walk(left, &in_left, out)?;
+        walk(Prefix::new(right, len), &in_right, out)
     }
     if set.len() > 4096 {
         return Err(format!(
@@ -145,6 +154,14 @@ fn negate(f: F) -> R<F> {
         F::Atom(Atom::Prefixes(d, s)) => F::Atom(Atom::Prefixes(d, prefix_complement(&s)?)),
         F::Atom(Atom::Payload(_)) => return Err("a negated payload match".into()),
     })
+}
+
+/// Nodes of a formula.
+fn size(f: &F) -> usize {
+    match f {
+        F::And(v) | F::Or(v) => 1 + v.iter().map(size).sum::<usize>(),
+        _ => 1,
+    }
 }
 
 fn values(f: u32, set: ValueRanges) -> F {
@@ -193,12 +210,15 @@ fn flag_bit(fd: Field) -> Option<u8> {
 }
 
 fn cmp_set(op: CmpOp, v: i64) -> R<Vec<(i64, i64)>> {
+    // Nothing is below i64::MIN or above i64::MAX: an empty side, not an overflow.
+    let below = v.checked_sub(1).map(|b| (i64::MIN, b));
+    let above = v.checked_add(1).map(|a| (a, i64::MAX));
     Ok(match op {
         CmpOp::Eq => vec![(v, v)],
-        CmpOp::Ne => vec![(i64::MIN, v - 1), (v + 1, i64::MAX)],
-        CmpOp::Lt => vec![(i64::MIN, v - 1)],
+        CmpOp::Ne => below.into_iter().chain(above).collect(),
+        CmpOp::Lt => below.into_iter().collect(),
         CmpOp::Le => vec![(i64::MIN, v)],
-        CmpOp::Gt => vec![(v + 1, i64::MAX)],
+        CmpOp::Gt => above.into_iter().collect(),
         CmpOp::Ge => vec![(v, i64::MAX)],
         other => return Err(format!("`{other:?}` on an integer").to_lowercase()),
     })
@@ -227,6 +247,11 @@ fn lower(e: &TExpr) -> R<F> {
                 Logic::And => F::And(vec![l, r]),
                 Logic::Or => F::Or(vec![l, r]),
                 Logic::Xor => {
+                    if 2 * (size(&l) + size(&r)) > MAX_FORMULA_NODES {
+                        return Err(format!(
+                            "it is too large to expand (more than {MAX_FORMULA_NODES} terms once `xor` is written with `and`, `or` and `not`)"
+                        ));
+                    }
                     let (nl, nr) = (negate(l.clone())?, negate(r.clone())?);
                     F::Or(vec![F::And(vec![l, nr]), F::And(vec![nl, r])])
                 }
@@ -240,14 +265,21 @@ fn lower(e: &TExpr) -> R<F> {
         } => match (&lhs.kind, &rhs.kind) {
             (TKind::Field(fd), TKind::Const(Value::Int(v))) => int_field(*fd, &cmp_set(*op, *v)?),
             (TKind::Field(fd), TKind::Const(Value::Bool(b)))
-                if flag_bit(*fd).is_some() && matches!(op, CmpOp::Eq | CmpOp::Ne) =>
+                if matches!(op, CmpOp::Eq | CmpOp::Ne) =>
             {
-                let f = lower(lhs)?;
-                if *b == (*op == CmpOp::Eq) {
-                    Ok(f)
-                } else {
-                    negate(f)
-                }
+                let bit = flag_bit(*fd).ok_or_else(|| {
+                    format!("`{}` is not classified by the XDP program", fd.name())
+                })?;
+                // `flag eq false` holds only when TCP flags are present and the bit is clear: an
+                // absent field makes every comparison false (not the same as `not flag`).
+                let want_set = *b == (*op == CmpOp::Eq);
+                Ok(values(
+                    field::TCP_FLAGS,
+                    (0u32..256)
+                        .filter(|v| (*v as u8 & bit != 0) == want_set)
+                        .map(|v| (v, v))
+                        .collect(),
+                ))
             }
             (TKind::Field(fd @ (Field::IpSrc | Field::IpDst)), TKind::Const(Value::Ip(a)))
                 if matches!(op, CmpOp::Eq | CmpOp::Ne) =>
@@ -283,7 +315,11 @@ fn lower(e: &TExpr) -> R<F> {
                     value: want.clone(),
                 })))
             }
-            _ => Err(unsupported(lhs, &format!("`{op:?}` here").to_lowercase())),
+            (_, TKind::Const(_)) => Err(unsupported(lhs, &format!("`{op:?}` here").to_lowercase())),
+            _ => Err(
+                "comparing with another field or a computed value (only constants are compiled)"
+                    .into(),
+            ),
         },
         TKind::In {
             lhs,
