@@ -544,6 +544,36 @@ fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDe
     })
 }
 
+/// A rate limit's characteristics must be fields (or one key of a map field, such as
+/// `http.request.headers["x-api-key"]`), its period and rate non-zero, and its counting
+/// expression a valid rule expression.
+fn check_l7_ratelimit(rl: &L7RateLimit, lists: &Lists) -> Result<(), String> {
+    use crate::lang::ast::{ExprKind, Index};
+    if rl.characteristics.is_empty() {
+        return Err("`ratelimit.characteristics` needs at least one field, e.g. [ip.src]".into());
+    }
+    for c in &rl.characteristics {
+        let ok = match parse(c).map(|e| e.kind) {
+            Ok(ExprKind::Field(name)) => Field::lookup(&name).is_some(),
+            Ok(ExprKind::Index { base, index: Index::Key(_) }) => {
+                matches!(&base.kind, ExprKind::Field(n) if Field::lookup(n).is_some_and(|f| matches!(f.ty(), crate::lang::Ty::Map(_))))
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("`ratelimit.characteristics`: `{c}` is not a field or a keyed map field"));
+        }
+    }
+    if rl.period == 0 || rl.requests_per_period == 0 {
+        return Err("`ratelimit.period` and `requests_per_period` must be above 0".into());
+    }
+    if let Some(expr) = &rl.counting_expression {
+        crate::lang::compile_expr(expr, lists)
+            .map_err(|(k, _)| format!("`ratelimit.counting_expression`: {k}"))?;
+    }
+    Ok(())
+}
+
 fn compile_rule(cx: &Ctx<'_>, r: &RuleDoc, lists: &Lists) -> Result<Rule, RuleError> {
     let ast = parse(&r.expression).map_err(|(k, s)| cx.expr_error(&r.expression, k, s))?;
     let expr = check_rule(&ast, lists).map_err(|(k, s)| cx.expr_error(&r.expression, k, s))?;
@@ -575,11 +605,11 @@ fn compile_rule(cx: &Ctx<'_>, r: &RuleDoc, lists: &Lists) -> Result<Rule, RuleEr
             r.score
                 .ok_or_else(|| action_err("`score` needs `score: N`".into()))?,
         ),
-        "ratelimit" => RuleAction::L7RateLimit(
-            r.ratelimit
-                .clone()
-                .ok_or_else(|| action_err("`ratelimit` needs a `ratelimit:` block".into()))?,
-        ),
+        "ratelimit" => {
+            let rl = r.ratelimit.clone().ok_or_else(|| action_err("`ratelimit` needs a `ratelimit:` block".into()))?;
+            check_l7_ratelimit(&rl, lists).map_err(action_err)?;
+            RuleAction::L7RateLimit(rl)
+        }
         "jail" => RuleAction::Jail {
             seconds: r
                 .duration

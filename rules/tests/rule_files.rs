@@ -201,3 +201,20 @@ fn list_files_load_with_comments_and_report_bad_lines() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn schema_mistakes_point_at_the_rule_and_ratelimits_are_checked() {
+    let (k, line, col, text) = error("  - id: 1\n    expression: ip.ttl lt 2\n    action: drop\n  - id: 2\n    expresion: ip.ttl lt 3\n    action: drop\n");
+    assert!(matches!(k, RuleErrorKind::Schema { .. }));
+    assert_eq!((line, col), (9, 5), "{text}");
+    assert!(text.contains("at `rules[1].expresion`"), "{text}");
+    let (_, line, _, text) = error("  - id: 1\n    expression: ip.ttl lt 2\n");
+    assert!(text.contains("missing field `action`") && line == 5, "{text}");
+    let rl = |body: &str| error(&format!("  - id: 1\n    expression: http.host eq \"a\"\n    action: ratelimit\n    ratelimit: {{ {body} }}\n"));
+    let (k, _, _, text) = rl("characteristics: [ip.src, foo], period: 60, requests_per_period: 5");
+    assert!(matches!(k, RuleErrorKind::Action { .. }) && text.contains("`foo` is not a field"), "{text}");
+    let (_, _, _, text) = rl("characteristics: [\"http.request.headers[\\\"x-key\\\"]\"], period: 60, requests_per_period: 5, counting_expression: \"((((\"");
+    assert!(text.contains("counting_expression"), "{text}");
+    let (_, _, _, text) = rl("characteristics: [ip.src], period: 0, requests_per_period: 5");
+    assert!(text.contains("must be above 0"), "{text}");
+}

@@ -1,5 +1,5 @@
 //! The expression language: lexer → AST with spans → type check → typed tree, and the host
-//! evaluator. See `docs/rules.md` for the reference.
+//! evaluator. The reference for rule writers is `rules/docs/reference.md`.
 
 pub mod ast;
 pub mod check;
