@@ -209,12 +209,43 @@ fn schema_mistakes_point_at_the_rule_and_ratelimits_are_checked() {
     assert_eq!((line, col), (9, 5), "{text}");
     assert!(text.contains("at `rules[1].expresion`"), "{text}");
     let (_, line, _, text) = error("  - id: 1\n    expression: ip.ttl lt 2\n");
-    assert!(text.contains("missing field `action`") && line == 5, "{text}");
-    let rl = |body: &str| error(&format!("  - id: 1\n    expression: http.host eq \"a\"\n    action: ratelimit\n    ratelimit: {{ {body} }}\n"));
+    assert!(
+        text.contains("missing field `action`") && line == 5,
+        "{text}"
+    );
+    let rl = |body: &str| {
+        error(&format!("  - id: 1\n    expression: http.host eq \"a\"\n    action: ratelimit\n    ratelimit: {{ {body} }}\n"))
+    };
     let (k, _, _, text) = rl("characteristics: [ip.src, foo], period: 60, requests_per_period: 5");
-    assert!(matches!(k, RuleErrorKind::Action { .. }) && text.contains("`foo` is not a field"), "{text}");
+    assert!(
+        matches!(k, RuleErrorKind::Action { .. }) && text.contains("`foo` is not a field"),
+        "{text}"
+    );
     let (_, _, _, text) = rl("characteristics: [\"http.request.headers[\\\"x-key\\\"]\"], period: 60, requests_per_period: 5, counting_expression: \"((((\"");
     assert!(text.contains("counting_expression"), "{text}");
     let (_, _, _, text) = rl("characteristics: [ip.src], period: 0, requests_per_period: 5");
     assert!(text.contains("must be above 0"), "{text}");
+}
+
+#[test]
+fn ipv6_literals_slices_and_regex_errors() {
+    use rampart_rules::lang::{compile_expr, Lists};
+    for ok in [
+        "ip.src eq ::1",
+        "ip.src in {::/0}",
+        "ip.src in {::ffff:10.0.0.0/104 2001:db8::/32}",
+    ] {
+        compile_expr(ok, &Lists::new()).unwrap_or_else(|e| panic!("{ok}: {e:?}"));
+    }
+    let (k, _) = compile_expr("payload[0:4] eq \"GET\"", &Lists::new()).unwrap_err();
+    assert!(
+        k.to_string()
+            .contains("the slice [0:4] is 4 bytes and the string is 3"),
+        "{k}"
+    );
+    let (k, _) = compile_expr("http.host matches \"(a)\\\\1\"", &Lists::new()).unwrap_err();
+    assert!(
+        k.to_string().to_lowercase().contains("backreference"),
+        "{k}"
+    );
 }

@@ -302,6 +302,18 @@ fn check(e: &Expr, lists: &Lists) -> Res<TExpr> {
     }
 }
 
+/// An error and its causes, `: `-joined (regex-automata puts the useful part in the sources).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 fn address(text: &str, span: Span) -> Res<rampart_common::Addr16> {
     let ip: IpAddr = text.parse().map_err(|_| {
         let why = if text.contains('/') {
@@ -467,7 +479,14 @@ fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, lists: &Lists, span: Span) -> Res<
                         regex_automata::meta::Config::new().nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
                     )
                     .build(text)
-                    .map_err(|e| (ErrorKind::BadRegex { why: e.to_string() }, rhs.span))?;
+                    .map_err(|e| {
+                        (
+                            ErrorKind::BadRegex {
+                                why: error_chain(&e),
+                            },
+                            rhs.span,
+                        )
+                    })?;
                 return out(TKind::Matches {
                     lhs: Box::new(l),
                     re: Arc::new(re),
@@ -505,6 +524,18 @@ fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, lists: &Lists, span: Span) -> Res<
                     r.span,
                     format!("cannot compare {lty} with {}", r.ty),
                 ));
+            }
+            // `payload[0:4] eq "GET"` can never hold: say so instead of compiling a dead rule.
+            if let (
+                TKind::Slice { start, end, .. },
+                TKind::Const(Value::Bytes(b)),
+                CmpOp::Eq | CmpOp::Ne,
+            ) = (&l.kind, &r.kind, op)
+            {
+                if end - start != b.len() {
+                    let why = format!("the slice [{start}:{end}] is {} bytes and the string is {}: they are never equal", end - start, b.len());
+                    return Err(type_err(r.span, why));
+                }
             }
             let ok = match op {
                 CmpOp::Eq | CmpOp::Ne => matches!(lty, Ty::Int | Ty::Bytes | Ty::Ip | Ty::Bool),

@@ -123,7 +123,7 @@ pub fn lex(src: &str) -> Result<Vec<(Tok, Span)>, (ErrorKind, Span)> {
                 b'[' => (Tok::LBracket, 1),
                 b']' => (Tok::RBracket, 1),
                 b',' => (Tok::Comma, 1),
-                b':' => (Tok::Colon, 1),
+                b':' if !src[i..].starts_with("::") => (Tok::Colon, 1),
                 b'*' => (Tok::Star, 1),
                 b'<' => (Tok::Lt, 1),
                 b'>' => (Tok::Gt, 1),
@@ -150,6 +150,8 @@ pub fn lex(src: &str) -> Result<Vec<(Tok, Span)>, (ErrorKind, Span)> {
                     (Tok::List(src[i + 1..i + n].to_string()), n)
                 }
                 _ if c.is_ascii_alphanumeric() || c == b'_' => word(src, i)?,
+                // `::1`, `::/0`, `::ffff:10.0.0.0/104`: IPv6 literals may start with `::`.
+                b':' if src[i..].starts_with("::") => word(src, i)?,
                 _ => {
                     let ch = src[i..].chars().next().unwrap_or('?');
                     return Err((
