@@ -29,8 +29,11 @@ pub struct Config {
     /// Number of entries in the allowlist / denylist (0 skips the lookup).
     pub allow_entries: u32,
     pub deny_entries: u32,
+    /// Send 1 in this many packets (per CPU) to the `SAMPLES` ring; 0 turns sampling off.
+    pub sample_every: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 32);
+const _: () = assert!(core::mem::size_of::<Config>() == 40);
 
 impl Config {
     pub const fn new() -> Self {
@@ -43,6 +46,8 @@ impl Config {
             flags: 0,
             allow_entries: 0,
             deny_entries: 0,
+            sample_every: 0,
+            _pad: 0,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod parsed;
 pub mod ratelimit;
 pub mod reason;
 pub mod rules;
+pub mod sample;
 
 pub use addr::{Addr16, LpmKeyData};
 pub use config::{Config, GenInfo};
@@ -22,7 +23,7 @@ pub use counters::{Counter, RuleCounter};
 pub use reason::Reason;
 
 /// Bumped whenever the layout or meaning of any type in this crate changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// `"RAMP"`: marks a config record written by Rampart userspace.
 pub const CONFIG_MAGIC: u32 = 0x5241_4d50;
 

@@ -46,13 +46,17 @@ pub enum Reason {
     EvLogOnly = 31,
     /// Ethertype IPv6 with a version nibble other than 6.
     ErrBadIpv6Header = 32,
+    /// A sample was due but the ring buffer was full (userspace too slow): counted, never waited on.
+    EvSampleDropped = 33,
+    /// A sample was sent to the ring buffer.
+    EvSampled = 34,
 }
 
 /// Size of the reason counter array (room to grow without an ABI change of its size).
 pub const REASON_SLOTS: u32 = 48;
 
 impl Reason {
-    pub const ALL: [Reason; 33] = [
+    pub const ALL: [Reason; 35] = [
         Reason::PassNoMatch,
         Reason::PassAllowlist,
         Reason::PassRule,
@@ -86,6 +90,8 @@ impl Reason {
         Reason::EvCandidateLimit,
         Reason::EvLogOnly,
         Reason::ErrBadIpv6Header,
+        Reason::EvSampleDropped,
+        Reason::EvSampled,
     ];
 
     /// Stable snake_case name used by the CLI and metrics.
@@ -124,6 +130,8 @@ impl Reason {
             Reason::EvCandidateLimit => "ev_candidate_limit",
             Reason::EvLogOnly => "ev_log_only",
             Reason::ErrBadIpv6Header => "err_bad_ipv6_header",
+            Reason::EvSampleDropped => "ev_sample_dropped",
+            Reason::EvSampled => "ev_sampled",
         }
     }
 

@@ -19,9 +19,10 @@ fn key(p: &ParsedFields) -> FragKey {
     }
 }
 
-/// Verdict of a non-first fragment: its first fragment's, or the policy when none was seen.
+/// Verdict of a non-first fragment: its first fragment's (with the deciding rule's slot), or the
+/// policy when none was seen.
 #[inline(always)]
-pub fn later_fragment(p: &ParsedFields, drop_unknown: bool) -> Verdict {
+pub fn later_fragment(p: &ParsedFields, drop_unknown: bool) -> (Verdict, u32) {
     match FRAG_VERDICTS.get_ptr(key(p)) {
         Some(v) => {
             // SAFETY: the pointer came from a successful lookup; the value is plain data.
@@ -30,14 +31,15 @@ pub fn later_fragment(p: &ParsedFields, drop_unknown: bool) -> Verdict {
             if v.rule_slot != NO_SLOT {
                 stats::count_rule(v.rule_slot, drop, p.ip_len as u64);
             }
-            if drop {
+            let verdict = if drop {
                 Verdict::Drop(Reason::DropFragCached)
             } else {
                 Verdict::Pass(Reason::PassFragCached)
-            }
+            };
+            (verdict, v.rule_slot)
         }
-        None if drop_unknown => Verdict::Drop(Reason::DropFragPolicy),
-        None => Verdict::Pass(Reason::PassFragPolicy),
+        None if drop_unknown => (Verdict::Drop(Reason::DropFragPolicy), NO_SLOT),
+        None => (Verdict::Pass(Reason::PassFragPolicy), NO_SLOT),
     }
 }
 

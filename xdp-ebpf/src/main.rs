@@ -9,18 +9,19 @@ mod frag;
 mod lists;
 mod parse;
 mod ratelimit;
+mod sample;
 mod stats;
 
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use rampart_common::{
     addr::{AllowEntry, ClassKeyData, DenyEntry, LpmKeyData},
     config::{GenInfo, FLAG_DEBUG_PARSE, POLICY_DROP},
-    frag::{FragKey, FragVerdict, FRAG_FIRST, FRAG_LATER},
+    frag::{FragKey, FragVerdict, FRAG_FIRST, FRAG_LATER, NO_SLOT},
     limits::*,
     parsed::ParsedFields,
     ratelimit::{RateKey, RateState},
@@ -58,6 +59,9 @@ static FRAG_VERDICTS: LruHashMap<FragKey, FragVerdict> =
 #[map]
 static RATE_BUCKETS: LruHashMap<RateKey, RateState> =
     LruHashMap::with_max_entries(MAX_RATE_BUCKETS, 0);
+/// Packet samples for the detector (`Config::sample_every`).
+#[map]
+static SAMPLES: RingBuf = RingBuf::with_byte_size(rampart_common::sample::SAMPLE_RING_BYTES, 0);
 /// Written only with `FLAG_DEBUG_PARSE` (tests).
 #[map]
 static PARSE_DEBUG: PerCpuArray<ParsedFields> = PerCpuArray::with_max_entries(1, 0);
@@ -78,15 +82,22 @@ pub fn rampart(ctx: XdpContext) -> u32 {
     let Some(cfg) = CONFIG.get(0).filter(|c| c.is_valid()) else {
         return stats::exit(Verdict::Pass(Reason::PassNotConfigured), len);
     };
-    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
-        return stats::error(Reason::ErrMapLookup, cfg.error_policy == POLICY_DROP, len);
+    let drop_errors = cfg.error_policy == POLICY_DROP;
+    let (verdict, slot) = match SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU scratch; XDP runs with preemption off, so this packet is its only user.
+        Some(scratch) => match try_rampart(&ctx, cfg, unsafe { &mut *scratch }, len) {
+            Ok(decided) => decided,
+            Err(reason) => (stats::error(reason, drop_errors, len), NO_SLOT),
+        },
+        None => (
+            stats::error(Reason::ErrMapLookup, drop_errors, len),
+            NO_SLOT,
+        ),
     };
-    // SAFETY: per-CPU scratch; XDP runs with preemption off, so this packet is its only user.
-    let scratch = unsafe { &mut *scratch };
-    match try_rampart(&ctx, cfg, scratch, len) {
-        Ok(verdict) => stats::exit(verdict, len),
-        Err(reason) => stats::error(reason, cfg.error_policy == POLICY_DROP, len),
+    if cfg.sample_every != 0 {
+        sample::maybe(&ctx, cfg.sample_every, verdict, slot, len);
     }
+    stats::exit(verdict, len)
 }
 
 /// The benchmark floor: does nothing but pass, so benches show the cost of an empty program run
@@ -102,7 +113,7 @@ fn try_rampart(
     cfg: &Config,
     scratch: &mut Scratch,
     bytes: u64,
-) -> Result<Verdict, Reason> {
+) -> Result<(Verdict, u32), Reason> {
     let p = &mut scratch.parsed;
     // SAFETY: ParsedFields is 72 bytes of integers, 8-aligned in the map value; all-zero is its
     // default. Word stores, because a struct assignment becomes a byte-at-a-time memset.
@@ -119,13 +130,13 @@ fn try_rampart(
     }
     parsed?;
     if p.ip_version == 0 {
-        return Ok(Verdict::Pass(Reason::PassNotIp));
+        return Ok((Verdict::Pass(Reason::PassNotIp), NO_SLOT));
     }
     if cfg.allow_entries != 0 && lists::allowed(&p.src) {
-        return Ok(Verdict::Pass(Reason::PassAllowlist));
+        return Ok((Verdict::Pass(Reason::PassAllowlist), NO_SLOT));
     }
     if cfg.deny_entries != 0 && lists::denied(&p.src) {
-        return Ok(Verdict::Drop(Reason::DropDenylist));
+        return Ok((Verdict::Drop(Reason::DropDenylist), NO_SLOT));
     }
     if p.frag == FRAG_LATER {
         return Ok(frag::later_fragment(p, cfg.frag_policy == POLICY_DROP));
@@ -137,7 +148,7 @@ fn try_rampart(
     if scratch.parsed.frag == FRAG_FIRST {
         frag::remember(&scratch.parsed, verdict, slot);
     }
-    Ok(verdict)
+    Ok((verdict, slot))
 }
 
 #[cfg(not(test))]

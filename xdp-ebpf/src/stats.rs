@@ -52,13 +52,13 @@ pub fn exit(verdict: Verdict, bytes: u64) -> u32 {
     }
 }
 
-/// Counts the error reason, then applies the error policy (counted as its own verdict reason).
+/// Counts the error reason and returns the error policy's verdict (counted at the exit).
 #[inline(always)]
-pub fn error(reason: Reason, drop: bool, bytes: u64) -> u32 {
+pub fn error(reason: Reason, drop: bool, bytes: u64) -> Verdict {
     count(reason, bytes);
     if drop {
-        exit(Verdict::Drop(Reason::DropErrorPolicy), bytes)
+        Verdict::Drop(Reason::DropErrorPolicy)
     } else {
-        exit(Verdict::Pass(Reason::PassErrorPolicy), bytes)
+        Verdict::Pass(Reason::PassErrorPolicy)
     }
 }

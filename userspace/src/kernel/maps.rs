@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use aya::{
-    maps::{Array, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuValues},
+    maps::{Array, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuValues, RingBuf},
     util::nr_cpus,
     Ebpf,
 };
@@ -17,7 +17,7 @@ use rampart_common::{
 use super::KernelError;
 
 /// Every map of the program, by its name in the object (the pin file names).
-pub const MAP_NAMES: [&str; 14] = [
+pub const MAP_NAMES: [&str; 15] = [
     "CONFIG",
     "GEN_INFO",
     "REASON_COUNTERS",
@@ -32,6 +32,7 @@ pub const MAP_NAMES: [&str; 14] = [
     "RATE_BUCKETS",
     "PARSE_DEBUG",
     "SCRATCH",
+    "SAMPLES",
 ];
 
 pub(crate) struct Maps {
@@ -46,6 +47,8 @@ pub(crate) struct Maps {
     pub class_bits: Array<MapData, RuleBitmap>,
     pub rule_meta: Array<MapData, RuleMeta>,
     pub parse_debug: PerCpuArray<MapData, ParsedFields>,
+    /// Taken by the first `Dataplane::sampler` call.
+    pub samples: Option<RingBuf<MapData>>,
     /// The tables this process last wrote into each generation (for writing only differences).
     pub shadow: [Option<(u32, rampart_rules::xdp::XdpTables)>; 2],
 }
@@ -101,6 +104,7 @@ impl Maps {
             class_bits: s.get("CLASS_BITS")?,
             rule_meta: s.get("RULE_META")?,
             parse_debug: s.get("PARSE_DEBUG")?,
+            samples: Some(s.get("SAMPLES")?),
             shadow: [None, None],
         })
     }

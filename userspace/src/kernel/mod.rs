@@ -8,6 +8,7 @@ mod fake;
 mod lists;
 mod maps;
 pub mod object;
+mod samples;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use error::KernelError;
 pub use fake::FakeTables;
 pub use lists::{monotonic_ns, DenyListing};
 pub use maps::MAP_NAMES;
+pub use samples::Sampler;
 pub use tables::RulesReport;
 
 use maps::Maps;
