@@ -6,3 +6,4 @@ pub mod counters;
 pub mod kernel;
 pub mod lab;
 pub mod rulesets;
+pub mod sampling;
