@@ -2,6 +2,8 @@
 //! an attacker and the edge, the XDP program attached natively on the edge, bounded traffic, and
 //! the counters that show what was dropped where.
 
+pub mod attacks;
+pub mod frames;
 pub mod netns;
 mod run;
 pub mod traffic;
