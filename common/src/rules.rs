@@ -74,6 +74,46 @@ pub const fn rule_index(generation: u32, rule: u32) -> u32 {
     generation * MAX_RULES + rule
 }
 
+/// The values a packet is classified on for the fields whose "absent" value is part of the
+/// domain. The kernel and the host evaluator both take them from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassValues {
+    pub sport: u32,
+    pub dport: u32,
+    pub tcp_flags: u32,
+    /// The innermost VLAN id, or `UNTAGGED_VLAN`.
+    pub vlan: u32,
+}
+
+impl ClassValues {
+    #[inline(always)]
+    pub fn of(p: &crate::parsed::ParsedFields) -> ClassValues {
+        let has_l4 = p.flags & crate::parsed::PF_HAS_L4 != 0;
+        let has_ports = has_l4 && (p.proto == 6 || p.proto == 17);
+        let (sport, dport) = if has_ports {
+            (p.sport as u32, p.dport as u32)
+        } else {
+            (ABSENT_PORT, ABSENT_PORT)
+        };
+        let tcp_flags = if has_l4 && p.proto == 6 {
+            p.tcp_flags as u32
+        } else {
+            ABSENT_TCP_FLAGS
+        };
+        let vlan = match p.vlan_count {
+            0 => UNTAGGED_VLAN,
+            1 => p.vlan_ids[0] as u32,
+            _ => p.vlan_ids[1] as u32,
+        };
+        ClassValues {
+            sport,
+            dport,
+            tcp_flags,
+            vlan,
+        }
+    }
+}
+
 /// One bit per rule of a generation.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

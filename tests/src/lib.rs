@@ -42,6 +42,40 @@ pub fn fresh_dataplane() -> Dataplane {
     }
 }
 
+/// The `rampart` binary beside the running test binary (`cargo test` builds it with the
+/// workspace).
+pub fn rampart_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target dir")
+        .join("rampart");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p rampart` (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `rampart --pin-dir PIN ARGS…`; returns success and stdout+stderr.
+pub fn rampart_cli(pin: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(rampart_bin())
+        .arg("--pin-dir")
+        .arg(pin)
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("running rampart");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Directory of the outside corpora (`shared/corpora` beside the repository).
 pub fn corpora_dir() -> std::path::PathBuf {
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use rampart::kernel::Dataplane;
@@ -13,42 +12,15 @@ use rampart::lab::{
     traffic::{send_udp, Receiver},
 };
 use rampart_common::Reason;
-use rampart_tests::root_or_skip;
+use rampart_tests::{rampart_cli, root_or_skip};
 
-/// The `rampart` binary beside this test's (`cargo test` builds it with the workspace).
-fn rampart_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("rampart");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build -p rampart` (cargo xtask test does)",
-        bin.display()
-    );
-    bin
-}
-
+/// Sends 50 datagrams; returns (delivered, DropDenylist delta, packets counted by the program).
 fn cli(pin: &Path, args: &[&str]) -> String {
-    let out = Command::new(rampart_bin())
-        .arg("--pin-dir")
-        .arg(pin)
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("running rampart");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "rampart {args:?} failed: {text}");
+    let (ok, text) = rampart_cli(pin, args);
+    assert!(ok, "rampart {args:?} failed: {text}");
     text
 }
 
-/// Sends 50 datagrams; returns (delivered, DropDenylist delta, packets counted by the program).
 fn probe(client: &Netns, edge: &Netns, pin: &Path, port: u16) -> (u32, u64, u64) {
     let dp = Dataplane::open_pinned(pin).expect("pinned maps");
     let before = dp.counters().unwrap();

@@ -9,40 +9,7 @@ use std::time::{Duration, Instant};
 
 use rampart::kernel::Dataplane;
 use rampart::lab::netns::{veth, End, Netns};
-use rampart_tests::root_or_skip;
-
-fn rampart_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("rampart");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build -p rampart`",
-        bin.display()
-    );
-    bin
-}
-
-fn cli(pin: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(rampart_bin())
-        .arg("--pin-dir")
-        .arg(pin)
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+use rampart_tests::{rampart_bin, rampart_cli as cli, root_or_skip};
 
 fn rules_file(path: &Path, port: u16) {
     std::fs::write(path, format!("version: 1\nrules:\n  - id: {port}\n    expression: udp.dstport eq {port}\n    action: drop\n")).unwrap();

@@ -7,11 +7,10 @@ use rampart_common::{
     config::field,
     frag::NO_SLOT,
     limits::{BITMAP_WORDS, MAX_PAYLOAD_MATCH, MAX_RULE_CANDIDATES},
-    parsed::{ParsedFields, PF_HAS_L4},
+    parsed::ParsedFields,
     rules::{
-        class_bits_index, class_of_index, rule_index, RuleBitmap, RuleMeta, ABSENT_PORT,
-        ABSENT_TCP_FLAGS, ACTION_DROP, ACTION_LOG, ACTION_RATE_LIMIT, PAYLOAD_BASE_L3,
-        PAYLOAD_BASE_L4, UNTAGGED_VLAN,
+        class_bits_index, class_of_index, rule_index, ClassValues, RuleBitmap, RuleMeta,
+        ACTION_DROP, ACTION_LOG, ACTION_RATE_LIMIT, PAYLOAD_BASE_L3, PAYLOAD_BASE_L4,
     },
     Addr16, Reason,
 };
@@ -37,24 +36,12 @@ pub fn classify(
         return no_match;
     }
     let used = info.used_fields;
-    let has_l4 = p.flags & PF_HAS_L4 != 0;
-    let has_ports = has_l4 && (p.proto == 6 || p.proto == 17);
-    let (sport, dport) = if has_ports {
-        (p.sport as u32, p.dport as u32)
-    } else {
-        (ABSENT_PORT, ABSENT_PORT)
-    };
-    let tcp_flags = if has_l4 && p.proto == 6 {
-        p.tcp_flags as u32
-    } else {
-        ABSENT_TCP_FLAGS
-    };
-    let vlan = match p.vlan_count {
-        0 => UNTAGGED_VLAN,
-        1 => p.vlan_ids[0] as u32,
-        _ => p.vlan_ids[1] as u32,
-    };
-
+    let ClassValues {
+        sport,
+        dport,
+        tcp_flags,
+        vlan,
+    } = ClassValues::of(p);
     let acc = &mut acc.words;
     crate::cursor::fill_u64(acc, u64::MAX);
     // Cheap array-classified fields first, the two trie lookups last; stop as soon as no rule

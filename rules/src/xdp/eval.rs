@@ -3,8 +3,8 @@
 
 use rampart_common::{
     limits::MAX_RULE_CANDIDATES,
-    parsed::{ParsedFields, PF_HAS_L4},
-    rules::{ABSENT_PORT, ABSENT_TCP_FLAGS, PAYLOAD_BASE_L3, PAYLOAD_BASE_L4, UNTAGGED_VLAN},
+    parsed::ParsedFields,
+    rules::{ClassValues, PAYLOAD_BASE_L3, PAYLOAD_BASE_L4},
     Reason,
 };
 
@@ -31,23 +31,12 @@ impl RuleSpec {
     /// True when the packet satisfies every classified field (everything but the payload),
     /// with the values the kernel classifies on (absent ports, flags and VLAN included).
     pub fn matches_fields(&self, p: &ParsedFields) -> bool {
-        let has_l4 = p.flags & PF_HAS_L4 != 0;
-        let has_ports = has_l4 && (p.proto == 6 || p.proto == 17);
-        let (sport, dport) = if has_ports {
-            (p.sport as u32, p.dport as u32)
-        } else {
-            (ABSENT_PORT, ABSENT_PORT)
-        };
-        let tcp_flags = if has_l4 && p.proto == 6 {
-            p.tcp_flags as u32
-        } else {
-            ABSENT_TCP_FLAGS
-        };
-        let vlan = match p.vlan_count {
-            0 => UNTAGGED_VLAN,
-            1 => p.vlan_ids[0] as u32,
-            _ => p.vlan_ids[1] as u32,
-        };
+        let ClassValues {
+            sport,
+            dport,
+            tcp_flags,
+            vlan,
+        } = ClassValues::of(p);
         let in_prefixes = |set: &Option<Vec<Prefix>>, a| {
             set.as_ref()
                 .is_none_or(|ps| ps.iter().any(|x| x.contains_addr(a)))
