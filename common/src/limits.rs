@@ -8,6 +8,10 @@ pub const MAX_RULES: u32 = 1024;
 pub const BITMAP_WORDS: usize = (MAX_RULES as usize) / 64;
 /// Equivalence classes per classified field and generation (at most `2 * MAX_RULES + 1` are needed).
 pub const MAX_CLASSES: u32 = 2560;
+/// Class slot of an address field (`SRC`, `DST`) that holds the rules *not* constraining it: when
+/// every rule still matching is among them, the trie lookup cannot change the result and is
+/// skipped. Compiled classes stay below it.
+pub const UNCONSTRAINED_CLASS: u32 = MAX_CLASSES - 1;
 /// Stable per-rule counter slots, shared by both generations (a rule keeps its slot across reloads).
 pub const MAX_RULE_SLOTS: u32 = 4096;
 /// Entries in the class lookup trie (src and dst prefixes of both generations): room for rules

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use rampart_common::{
     config::field,
-    limits::{MAX_CLASSES, MAX_PAYLOAD_MATCH, MAX_RULES},
+    limits::{MAX_CLASSES, MAX_PAYLOAD_MATCH, MAX_RULES, UNCONSTRAINED_CLASS},
     ratelimit::gcra_params,
     rules::{
         RuleBitmap, RuleMeta, ACTION_DROP, ACTION_LOG, ACTION_PASS, ACTION_RATE_LIMIT,
@@ -58,6 +58,9 @@ pub struct XdpTables {
     pub prefix_classes: [Vec<(Prefix, u32)>; 2],
     /// For every field: the bitmap of each class; empty if unused.
     pub bitmaps: Vec<Vec<RuleBitmap>>,
+    /// For `SRC` and `DST`: the rules that do not constrain the field (written at class
+    /// `UNCONSTRAINED_CLASS`; lets the program skip a trie lookup that cannot matter).
+    pub unconstrained: [RuleBitmap; 2],
 }
 
 impl XdpTables {
@@ -100,6 +103,7 @@ pub fn compile(rules: &[RuleSpec]) -> Result<XdpTables, CompileError> {
         value_classes: vec![Vec::new(); field::VALUE_FIELDS as usize],
         prefix_classes: [Vec::new(), Vec::new()],
         bitmaps: vec![Vec::new(); field::COUNT as usize],
+        unconstrained: [RuleBitmap::EMPTY; 2],
     };
     for f in 0..field::VALUE_FIELDS {
         let ranges = rules
@@ -133,6 +137,11 @@ pub fn compile(rules: &[RuleSpec]) -> Result<XdpTables, CompileError> {
         let (entries, bitmaps) = prefix_classes(&prefixes, f)?;
         t.prefix_classes[i] = entries;
         t.bitmaps[f as usize] = bitmaps;
+        for (rule, p) in prefixes.iter().enumerate() {
+            if p.is_none() {
+                t.unconstrained[i].set(rule);
+            }
+        }
     }
     Ok(t)
 }
@@ -239,7 +248,7 @@ impl Interner {
         if let Some(c) = self.classes.get(&bm) {
             return Ok(*c);
         }
-        if self.bitmaps.len() >= MAX_CLASSES as usize {
+        if self.bitmaps.len() >= UNCONSTRAINED_CLASS as usize {
             let field = FIELD_NAMES[self.field as usize];
             return Err(CompileError::TooManyClasses {
                 field,

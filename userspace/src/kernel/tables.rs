@@ -10,7 +10,7 @@ use aya::maps::lpm_trie::Key;
 use rampart_common::{
     addr::{ClassKeyData, CLASS_KEY_HEADER_BITS, DIR_DST, DIR_SRC},
     config::field,
-    limits::MAX_RULE_SLOTS,
+    limits::{MAX_RULE_SLOTS, UNCONSTRAINED_CLASS},
     rules::{class_bits_index, class_of_index, rule_index, RuleMeta},
     GenInfo, RuleCounter,
 };
@@ -106,6 +106,18 @@ impl Maps {
                 }
                 self.class_bits
                     .set(class_bits_index(next, f, c as u32), bm, 0)
+                    .map_err(KernelError::map("CLASS_BITS"))?;
+                written += 1;
+            }
+        }
+        for (i, f) in [field::SRC, field::DST].into_iter().enumerate() {
+            if old.as_ref().map(|o| &o.unconstrained[i]) != Some(&t.unconstrained[i]) {
+                self.class_bits
+                    .set(
+                        class_bits_index(next, f, UNCONSTRAINED_CLASS),
+                        t.unconstrained[i],
+                        0,
+                    )
                     .map_err(KernelError::map("CLASS_BITS"))?;
                 written += 1;
             }
