@@ -322,30 +322,30 @@ fn prefix_classes(
     f: u32,
 ) -> Result<(Vec<(Prefix, u32)>, Vec<RuleBitmap>), CompileError> {
     let mut unconstrained = RuleBitmap::EMPTY;
-    let mut own: HashMap<Prefix, RuleBitmap> = HashMap::new();
-    own.insert(Prefix::ANY, RuleBitmap::EMPTY);
+    // (prefix, rule) pairs, 20 bytes each: a million-prefix list stays small to sort.
+    let mut pairs: Vec<(Prefix, u32)> = vec![(Prefix::ANY, u32::MAX)];
     for (rule, set) in prefixes.iter().enumerate() {
         match set {
             None => unconstrained.set(rule),
-            Some(list) => {
-                for p in list.iter() {
-                    own.entry(*p).or_insert(RuleBitmap::EMPTY).set(rule);
-                }
-            }
+            Some(list) => pairs.extend(list.iter().map(|p| (*p, rule as u32))),
         }
     }
-    let mut distinct: Vec<(Prefix, RuleBitmap)> = own.into_iter().collect();
-    distinct.sort_unstable_by_key(|(p, _)| (p.addr, p.len));
+    pairs.sort_unstable_by_key(|(p, r)| (p.addr, p.len, *r));
     let mut interner = Interner::new(f);
-    let mut entries = Vec::with_capacity(distinct.len());
+    let mut entries = Vec::new();
     let mut stack: Vec<(Prefix, RuleBitmap)> = Vec::new();
-    for (q, bits) in distinct {
+    let mut i = 0;
+    while i < pairs.len() {
+        let q = pairs[i].0;
         while stack.last().is_some_and(|(p, _)| !p.contains(&q)) {
             stack.pop();
         }
         let mut bm = stack.last().map_or(unconstrained, |(_, b)| *b);
-        for (w, b) in bm.words.iter_mut().zip(bits.words.iter()) {
-            *w |= *b;
+        while i < pairs.len() && pairs[i].0 == q {
+            if pairs[i].1 != u32::MAX {
+                bm.set(pairs[i].1 as usize);
+            }
+            i += 1;
         }
         entries.push((q, interner.class(bm)? as u32));
         stack.push((q, bm));
