@@ -1,7 +1,8 @@
-//! Project tasks: `cargo xtask setup | build-ebpf | clippy | test | bench | lab`.
+//! Project tasks: `cargo xtask setup | build-ebpf | clippy | test | bench | fuzz | lab`.
 
 mod bench;
 mod build;
+mod fuzz;
 mod setup;
 mod test;
 
@@ -30,6 +31,12 @@ enum Cmd {
         #[arg(long, default_value_t = 2_000_000)]
         repeat: u32,
     },
+    /// Fuzz the rule parser (cargo-fuzz, nightly): each target for `seconds`; a crash fails.
+    Fuzz {
+        /// Time per target, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Build, create the namespace lab, attach, send traffic, show counters.
     Lab,
 }
@@ -42,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Clippy => build::clippy(),
         Cmd::Test => test::run(),
         Cmd::Bench { repeat } => bench::run(repeat),
+        Cmd::Fuzz { seconds } => fuzz::run(seconds),
         Cmd::Lab => test::lab(),
     };
     match result {

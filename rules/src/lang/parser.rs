@@ -39,6 +39,26 @@ fn node(kind: ExprKind, span: Span) -> Expr {
     Expr { kind, span }
 }
 
+/// `a op b op c ...` as a balanced tree (`and`, `or` and `xor` are associative, and the operands
+/// keep their order), so a chain of n operands nests log2(n) levels, not n: the checker, both
+/// evaluators and the lowering recurse on the depth, and a long chain overflowed the stack.
+fn balanced(op: Logic, mut operands: Vec<Expr>) -> Expr {
+    if operands.len() == 1 {
+        return operands.pop().expect("one operand");
+    }
+    let right = operands.split_off(operands.len() / 2);
+    let (lhs, rhs) = (balanced(op, operands), balanced(op, right));
+    let span = lhs.span.to(rhs.span);
+    node(
+        ExprKind::Logic {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        span,
+    )
+}
+
 impl Parser {
     fn peek(&self) -> (&Tok, Span) {
         let (t, s) = &self.toks[self.pos.min(self.toks.len() - 1)];
@@ -91,20 +111,11 @@ impl Parser {
         tok: Tok,
         next: fn(&mut Parser) -> Result<Expr, (ErrorKind, Span)>,
     ) -> Result<Expr, (ErrorKind, Span)> {
-        let mut lhs = next(self)?;
+        let mut operands = vec![next(self)?];
         while self.eat(&tok) {
-            let rhs = next(self)?;
-            let span = lhs.span.to(rhs.span);
-            lhs = node(
-                ExprKind::Logic {
-                    op,
-                    lhs: Box::new(lhs),
-                    rhs: Box::new(rhs),
-                },
-                span,
-            );
+            operands.push(next(self)?);
         }
-        Ok(lhs)
+        Ok(balanced(op, operands))
     }
 
     fn or(&mut self) -> Result<Expr, (ErrorKind, Span)> {
@@ -225,16 +236,23 @@ impl Parser {
 
     fn postfix(&mut self) -> Result<Expr, (ErrorKind, Span)> {
         let mut e = self.primary()?;
+        // Each index or slice nests the tree one level: they count toward the depth limit.
+        let mut levels = 0;
         while self.peek().0 == &Tok::LBracket {
             let open = self.bump().1;
+            self.deeper(open)?;
+            levels += 1;
             let (t, s) = self.bump();
+            // The base moves into the new node (it was copied, making long chains quadratic).
+            let base_span = e.span;
+            let base = Box::new(e);
             let kind = match t {
                 Tok::Star => ExprKind::Index {
-                    base: Box::new(e.clone()),
+                    base,
                     index: Index::All,
                 },
                 Tok::Str(k) => ExprKind::Index {
-                    base: Box::new(e.clone()),
+                    base,
                     index: Index::Key(k),
                 },
                 Tok::Int(a) if self.eat(&Tok::Colon) => {
@@ -249,13 +267,13 @@ impl Parser {
                         ));
                     };
                     ExprKind::Slice {
-                        base: Box::new(e.clone()),
+                        base,
                         start: a,
                         end: b,
                     }
                 }
                 Tok::Int(i) => ExprKind::Index {
-                    base: Box::new(e.clone()),
+                    base,
                     index: Index::Int(i),
                 },
                 other => {
@@ -269,8 +287,9 @@ impl Parser {
                 }
             };
             let close = self.expect(Tok::RBracket, "`]`")?;
-            e = node(kind, e.span.to(open).to(close));
+            e = node(kind, base_span.to(open).to(close));
         }
+        self.depth -= levels;
         Ok(e)
     }
 
