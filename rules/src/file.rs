@@ -278,11 +278,7 @@ impl Ctx<'_> {
     /// An error at a 1-based line/column of the file, with that line as the snippet.
     fn at(&self, line: usize, column: usize, width: usize, kind: RuleErrorKind) -> RuleError {
         let src = self.text.lines().nth(line.saturating_sub(1)).unwrap_or("");
-        let caret = format!(
-            "  {src}\n  {}{}",
-            " ".repeat(column.saturating_sub(1)),
-            "^".repeat(width.max(1))
-        );
+        let caret = crate::lang::span::snippet(src, column.saturating_sub(1), width);
         let location = Location {
             file: self.file.to_string(),
             line,
@@ -437,6 +433,41 @@ fn yaml_error(cx: &Ctx<'_>, e: marked_yaml::FromYamlError) -> RuleError {
     }
 }
 
+/// Largest list file read (a million prefixes take about 16 MB).
+const MAX_LIST_FILE: u64 = 256 << 20;
+
+/// A list file's path: relative to the rule file's directory and inside it, naming a regular file
+/// of bounded size (a rule file must not make the loader read `/etc/shadow` or `/dev/zero`).
+fn list_path(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let rel = Path::new(name);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "list file `{name}`: give a path relative to the rule file's directory, without `..`"
+        ));
+    }
+    let path = dir.join(rel);
+    let meta =
+        std::fs::metadata(&path).map_err(|e| format!("list file {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "list file {} is not a regular file",
+            path.display()
+        ));
+    }
+    if meta.len() > MAX_LIST_FILE {
+        return Err(format!(
+            "list file {} is {} bytes; at most {MAX_LIST_FILE}",
+            path.display(),
+            meta.len()
+        ));
+    }
+    Ok(path)
+}
+
 /// Where a list item was written, resolved into an error only if the item is bad (resolving
 /// scans the file, which must not happen per item for million-item lists).
 enum ItemAt<'a> {
@@ -461,7 +492,8 @@ fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDe
     let mut file_text = String::new();
     let mut file_name = String::new();
     if let Some(f) = &l.file {
-        let path: PathBuf = dir.join(f.as_str());
+        let path =
+            list_path(dir, f.as_str()).map_err(|why| cx.spanned(f, RuleErrorKind::Read { why }))?;
         file_text = std::fs::read_to_string(&path).map_err(|e| {
             cx.spanned(
                 f,
@@ -555,13 +587,18 @@ fn check_l7_ratelimit(rl: &L7RateLimit, lists: &Lists) -> Result<(), String> {
     for c in &rl.characteristics {
         let ok = match parse(c).map(|e| e.kind) {
             Ok(ExprKind::Field(name)) => Field::lookup(&name).is_some(),
-            Ok(ExprKind::Index { base, index: Index::Key(_) }) => {
+            Ok(ExprKind::Index {
+                base,
+                index: Index::Key(_),
+            }) => {
                 matches!(&base.kind, ExprKind::Field(n) if Field::lookup(n).is_some_and(|f| matches!(f.ty(), crate::lang::Ty::Map(_))))
             }
             _ => false,
         };
         if !ok {
-            return Err(format!("`ratelimit.characteristics`: `{c}` is not a field or a keyed map field"));
+            return Err(format!(
+                "`ratelimit.characteristics`: `{c}` is not a field or a keyed map field"
+            ));
         }
     }
     if rl.period == 0 || rl.requests_per_period == 0 {
@@ -606,7 +643,10 @@ fn compile_rule(cx: &Ctx<'_>, r: &RuleDoc, lists: &Lists) -> Result<Rule, RuleEr
                 .ok_or_else(|| action_err("`score` needs `score: N`".into()))?,
         ),
         "ratelimit" => {
-            let rl = r.ratelimit.clone().ok_or_else(|| action_err("`ratelimit` needs a `ratelimit:` block".into()))?;
+            let rl = r
+                .ratelimit
+                .clone()
+                .ok_or_else(|| action_err("`ratelimit` needs a `ratelimit:` block".into()))?;
             check_l7_ratelimit(&rl, lists).map_err(action_err)?;
             RuleAction::L7RateLimit(rl)
         }

@@ -249,3 +249,37 @@ fn ipv6_literals_slices_and_regex_errors() {
         "{k}"
     );
 }
+
+#[test]
+fn list_files_stay_beside_the_rule_file_and_long_lines_are_cut() {
+    let text =
+        |f: &str| format!("version: 1\nlists:\n  x: {{ kind: ip, file: \"{f}\" }}\nrules: []\n");
+    for bad in ["/etc/passwd", "../x.txt", "/dev/zero"] {
+        let e = load_str(&text(bad), "r.yaml", Path::new("/tmp")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("relative to the rule file's directory"),
+            "{bad}: {e}"
+        );
+    }
+    let dir = std::env::temp_dir();
+    let e = load_str(&text("."), "r.yaml", &dir).unwrap_err();
+    assert!(
+        e.to_string().contains("relative") || e.to_string().contains("not a regular file"),
+        "{e}"
+    );
+    let items = (0..5000)
+        .map(|i| format!("\"10.{}.{}.0/24\"", i / 256, i % 256))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let long = format!(
+        "version: 1\nlists:\n  x: {{ kind: ip, items: [{items}, \"10.0.0.1/8\"] }}\nrules: []\n"
+    );
+    let e = load_str(&long, "r.yaml", Path::new(".")).unwrap_err();
+    assert!(
+        e.snippet().len() < 400,
+        "snippet of {} bytes",
+        e.snippet().len()
+    );
+    assert!(e.snippet().contains("10.0.0.1/8"), "{}", e.snippet());
+}

@@ -242,7 +242,9 @@ fn word(src: &str, i: usize) -> Result<(Tok, usize), (ErrorKind, Span)> {
         "wildcard" => Tok::Wildcard,
         "strict" => {
             let rest = src[i + n..].trim_start();
-            if let Some(after) = rest.strip_prefix("wildcard") {
+            let whole_word =
+                |a: &str| !a.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+            if let Some(after) = rest.strip_prefix("wildcard").filter(|a| whole_word(a)) {
                 let consumed = src.len() - i - after.len();
                 return Ok((Tok::StrictWildcard, consumed));
             }
@@ -270,7 +272,10 @@ fn string(s: &str) -> Result<(Vec<u8>, usize), (ErrorKind, usize)> {
                     b't' => out.push(b'\t'),
                     b'0' => out.push(0),
                     b'x' => {
-                        let hex = s.get(i + 2..i + 4).ok_or((ErrorKind::BadEscape, i))?;
+                        let hex = s
+                            .get(i + 2..i + 4)
+                            .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+                            .ok_or((ErrorKind::BadEscape, i))?;
                         out.push(
                             u8::from_str_radix(hex, 16).map_err(|_| (ErrorKind::BadEscape, i))?,
                         );

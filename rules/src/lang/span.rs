@@ -31,6 +31,28 @@ pub struct Origin {
     pub column: usize,
 }
 
+/// The source line and a caret line under `width` characters from `col0` (0-based, in chars).
+/// A long line (a one-line list, a generated expression) is cut to a window around the caret.
+pub fn snippet(text: &str, col0: usize, width: usize) -> String {
+    const WINDOW: usize = 100;
+    let chars: Vec<char> = text.chars().collect();
+    let (start, lead) = if chars.len() > WINDOW && col0 > WINDOW / 3 {
+        (col0 - WINDOW / 3, "…")
+    } else {
+        (0, "")
+    };
+    let end = (start + WINDOW).min(chars.len());
+    let tail = if end < chars.len() { "…" } else { "" };
+    let shown: String = chars[start.min(end)..end].iter().collect();
+    let caret_at = lead.chars().count() + col0.saturating_sub(start);
+    let width = width.max(1).min(end.saturating_sub(col0).max(1));
+    format!(
+        "  {lead}{shown}{tail}\n  {}{}",
+        " ".repeat(caret_at),
+        "^".repeat(width)
+    )
+}
+
 /// A resolved position with the text of its line and a caret under the span.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
@@ -62,11 +84,7 @@ impl Location {
         } else {
             (origin.line + line_in_expr, col_in_line + 1)
         };
-        let snippet = format!(
-            "  {text}\n  {}{}",
-            " ".repeat(col_in_line),
-            "^".repeat(width)
-        );
+        let snippet = snippet(text, col_in_line, width);
         Location {
             file: origin.file.clone(),
             line,
@@ -85,6 +103,17 @@ impl fmt::Display for Location {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_are_cut_around_the_caret() {
+        let line = format!("{}BAD{}", "a".repeat(500), "b".repeat(500));
+        let s = snippet(&line, 500, 3);
+        let mut rows = s.lines();
+        let (text, caret) = (rows.next().unwrap(), rows.next().unwrap());
+        assert!(text.len() < 120 * 3 && text.contains("BAD"));
+        let at = caret.find('^').unwrap(); // spaces: bytes == chars
+        assert_eq!(text.chars().skip(at).take(3).collect::<String>(), "BAD");
+    }
 
     #[test]
     fn resolves_columns_and_draws_a_caret() {
