@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: the XDP per-packet bench beside xdp-filter and the floor (root), the rule
-//! file scale bench, and the host criterion benches. Every figure comes from a run that checked
+//! file scale bench, the host criterion benches, and a bounded fuzz run of the rule parser. Every figure comes from a run that checked
 //! its own result.
 
 use anyhow::Result;
@@ -32,5 +32,7 @@ pub fn run(repeat: u32) -> Result<()> {
         "--measurement-time",
         "3",
     ];
-    build::cmd("cargo", &criterion).status_ok()
+    build::cmd("cargo", &criterion).status_ok()?;
+    // The rule parser's fuzz targets, bounded: no crash in the run is the bar.
+    crate::fuzz::run(60)
 }
