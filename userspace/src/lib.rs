@@ -3,6 +3,8 @@
 //! [`kernel::FilterTables`], which has an in-memory fake for tests.
 
 pub mod counters;
+pub mod detect;
+pub mod detector;
 pub mod kernel;
 pub mod lab;
 pub mod rulesets;

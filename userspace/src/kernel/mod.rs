@@ -180,6 +180,17 @@ impl Dataplane {
         self.maps.clear_parse_debug()
     }
 
+    /// Counter slot → rule id for the active generation's rules (samples carry the slot).
+    pub fn rule_slots(&self) -> Result<std::collections::HashMap<u32, u32>, KernelError> {
+        let active = self.config()?.active_gen & 1;
+        Ok(self
+            .maps
+            .rules_of(active)?
+            .into_iter()
+            .map(|m| (m.counter_slot, m.rule_id))
+            .collect())
+    }
+
     /// Counters per reason and per rule of the active generation, summed over CPUs.
     pub fn counters(&self) -> Result<Snapshot, KernelError> {
         let mut reasons = Vec::new();
