@@ -1,5 +1,6 @@
 //! `rampart`: attach the XDP data plane, manage allow/deny prefixes, show counters, run the lab.
 
+mod cli_detect;
 mod cli_rules;
 
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ enum Cmd {
     Stats,
     /// Build a namespace lab, attach, send bounded legitimate and attack traffic, show counters.
     Lab,
+    /// Run the detector: fingerprint attacks from samples, drop them in XDP, expire the rules.
+    Detect(cli_detect::DetectArgs),
     /// Rule files: check, load, watch, test against a capture.
     Rules {
         #[command(subcommand)]
@@ -213,6 +216,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Allow { op } => list_op(&cli.pin_dir, op, false)?,
         Cmd::Lab => rampart::lab::run(rampart::lab::LabPlan::default())?,
         Cmd::Rules { op } => cli_rules::run(&cli.pin_dir, op)?,
+        Cmd::Detect(args) => cli_detect::run(&cli.pin_dir, args)?,
         Cmd::Stats => {
             let dp = Dataplane::open_pinned(&cli.pin_dir)?;
             print!("{}", dp.counters()?.render());
