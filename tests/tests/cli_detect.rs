@@ -35,6 +35,21 @@ fn detect_command_generates_explains_and_exports_a_rule() {
     .unwrap();
     let pin = PathBuf::from(format!("/sys/fs/bpf/rampart-detect-test-{tag}"));
     let report = std::env::temp_dir().join(format!("rampart-detect-report-{tag}"));
+    let control = std::env::temp_dir().join(format!("rampart-detect-{tag}.sock"));
+    let generated = |req: &[&str]| {
+        let out = Command::new(rampart_bin())
+            .arg("generated")
+            .args(req)
+            .arg("--control")
+            .arg(&control)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
     let (ok, out) = rampart_cli(
         &pin,
         &[
@@ -48,7 +63,7 @@ fn detect_command_generates_explains_and_exports_a_rule() {
         .args([
             "detect",
             "--duration",
-            "9",
+            "10",
             "--floor-pps",
             "2000",
             "--min-ttl",
@@ -56,6 +71,8 @@ fn detect_command_generates_explains_and_exports_a_rule() {
             "--report-dir",
         ])
         .arg(&report)
+        .arg("--control")
+        .arg(&control)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -80,6 +97,24 @@ fn detect_command_generates_explains_and_exports_a_rule() {
     plan.packets = 60_000;
     plan.rate_pps = 20_000;
     let attack = spawn_attack(&att, "a0", &plan).unwrap().finish().unwrap();
+    // Through the control socket: the rule is listed, explained, pinned (so it outlives its
+    // 2 s TTL after the flood) and promoted to a rule-file entry.
+    let (ok, list) = generated(&["list"]);
+    assert!(ok && list.contains("tcp.flags eq 0x02"), "{list}");
+    let id = list.split_whitespace().next().unwrap().to_string();
+    let (ok, why) = generated(&["explain", &id]);
+    assert!(ok && why.contains("covered") && why.contains("high cardinality"), "{why}");
+    assert!(generated(&["pin", &id]).0);
+    let (ok, entry) = generated(&["promote", &id, "9001"]);
+    assert!(
+        ok && entry.contains("id: 9001") && entry.contains("action: drop"),
+        "{entry}"
+    );
+    let (ok, err) = generated(&["pin", "0x12345"]);
+    assert!(
+        !ok && err.contains("no generated rule has id 0x12345"),
+        "{err}"
+    );
     calm.finish().unwrap();
     let out = child.wait_with_output().unwrap();
     let text =
@@ -91,6 +126,8 @@ fn detect_command_generates_explains_and_exports_a_rule() {
         text.contains("+ rule 0x4") && text.contains("tcp.flags eq 0x02"),
         "{text}"
     );
+    assert!(!text.contains("expired"), "a pinned rule expired: {text}");
+    assert!(!control.exists(), "the control socket is removed on exit");
     let files: Vec<_> = std::fs::read_dir(&report)
         .unwrap()
         .flatten()

@@ -31,6 +31,9 @@ pub struct DetectArgs {
     /// Seconds a generated rule lives after its last sampled match (at least).
     #[arg(long, default_value_t = 60)]
     min_ttl: u64,
+    /// Control socket for `rampart generated …` (root only).
+    #[arg(long, default_value = rampart::control::DEFAULT_SOCKET)]
+    control: PathBuf,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -53,6 +56,7 @@ pub fn run(pin_dir: &Path, args: DetectArgs) -> Result<()> {
     cfg.detector.floor_pps = args.floor_pps;
     cfg.detector.min_ttl_ns = args.min_ttl.saturating_mul(1_000_000_000);
     let mut det = DetectLoop::start(&mut dp, cfg, operator)?;
+    let control = rampart::control::ControlServer::bind(&args.control)?;
     let started = Instant::now();
     let (mut seen, mut gone) = (HashSet::new(), HashSet::new());
     println!(
@@ -65,7 +69,8 @@ pub fn run(pin_dir: &Path, args: DetectArgs) -> Result<()> {
             .is_none_or(|d| started.elapsed() < Duration::from_secs(d))
     {
         det.pass(&mut dp, Duration::from_millis(50))?;
-        for r in det.manager.history() {
+        control.serve(&mut det.manager);
+        for r in det.manager.rules().iter().chain(det.manager.history()) {
             if seen.insert(r.id) {
                 let c = &r.created;
                 println!(
@@ -88,7 +93,7 @@ pub fn run(pin_dir: &Path, args: DetectArgs) -> Result<()> {
     std::fs::create_dir_all(&args.report_dir)
         .with_context(|| format!("creating {}", args.report_dir.display()))?;
     let mut written = 0;
-    for r in det.manager.history() {
+    for r in det.manager.rules().iter().chain(det.manager.history()) {
         let base = args.report_dir.join(format!("rule-{:x}", r.id));
         r.write_pcap(std::fs::File::create(base.with_extension("pcap"))?)?;
         std::fs::write(base.with_extension("yaml"), r.to_rule_entry(r.id))?;

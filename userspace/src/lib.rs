@@ -2,6 +2,7 @@
 //! network-namespace lab. Only [`kernel`] talks to aya; everything else goes through
 //! [`kernel::FilterTables`], which has an in-memory fake for tests.
 
+pub mod control;
 pub mod counters;
 pub mod detect;
 pub mod detector;

@@ -73,6 +73,14 @@ enum Cmd {
     Lab,
     /// Run the detector: fingerprint attacks from samples, drop them in XDP, expire the rules.
     Detect(cli_detect::DetectArgs),
+    /// Generated rules of a running `rampart detect`: list, explain, pin, unpin, delete, promote, pcap.
+    Generated {
+        /// e.g. `list`, `pin 0x40000000`, `promote 0x40000000 [NEW_ID]`.
+        #[arg(required = true)]
+        request: Vec<String>,
+        #[arg(long, default_value = rampart::control::DEFAULT_SOCKET)]
+        control: PathBuf,
+    },
     /// Rule files: check, load, watch, test against a capture.
     Rules {
         #[command(subcommand)]
@@ -217,6 +225,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Lab => rampart::lab::run(rampart::lab::LabPlan::default())?,
         Cmd::Rules { op } => cli_rules::run(&cli.pin_dir, op)?,
         Cmd::Detect(args) => cli_detect::run(&cli.pin_dir, args)?,
+        Cmd::Generated { request, control } => print!(
+            "{}",
+            rampart::control::request(&control, &request.join(" "))?
+        ),
         Cmd::Stats => {
             let dp = Dataplane::open_pinned(&cli.pin_dir)?;
             print!("{}", dp.counters()?.render());
