@@ -118,6 +118,9 @@ pub(crate) struct Detector {
     addrs: VictimTable,
     nets: VictimTable,
     global_pending: TickReservoir<Features>,
+    /// Last tick's site-wide calm samples, committed only if their victims stay calm one more
+    /// tick (the tick an attack starts in may look calm; see `Victim::held`).
+    global_held: Vec<Features>,
     global: Ring<Features>,
     tick_start: Option<u64>,
     rng: Rng,
@@ -131,6 +134,7 @@ impl Detector {
             addrs: VictimTable::new(cfg.max_victims, cfg.seed ^ 1),
             nets: VictimTable::new(cfg.max_prefix_victims, cfg.seed ^ 2),
             global_pending: TickReservoir::new(cfg.global_per_tick),
+            global_held: Vec::new(),
             global: Ring::new(cfg.global_baseline_samples),
             tick_start: None,
             rng: Rng::new(cfg.seed),
@@ -190,7 +194,11 @@ impl Detector {
                     self.stats.attack_slots_full += 1;
                 }
             }
-            if residual && v.attack.is_some() {
+            // Non-first fragments count toward the rate but not toward fingerprints: XDP rules
+            // never see them (they follow their first fragment's verdict or the fragment
+            // policy), so a fingerprint of them could never drop anything.
+            let classifiable = s.parsed.frag != rampart_common::frag::FRAG_LATER;
+            if residual && classifiable && v.attack.is_some() {
                 let fv = fv.get_or_insert_with(|| FieldValues::of(f, &self.cfg));
                 v.observe_attack(f, fv, w, &mut self.rng);
             }
@@ -378,9 +386,11 @@ impl Detector {
         })
     }
 
-    /// Commits the tick's site-wide calm samples (those whose victims were not anomalous).
+    /// Commits last tick's site-wide calm samples whose victims were not anomalous in this tick
+    /// either, then holds this tick's.
     fn commit_global(&mut self) {
-        for f in self.global_pending.take() {
+        let held = std::mem::replace(&mut self.global_held, self.global_pending.take());
+        for f in held {
             let hot = |t: &VictimTable, k: Prefix| t.get(&k).is_some_and(|v| v.anomalous);
             let net = self.net_of(&f.dst, f.is_v4());
             if !hot(&self.addrs, Prefix::new(f.dst, 128)) && !hot(&self.nets, net) {
@@ -490,7 +500,8 @@ impl Detector {
                 .map(|v| v.reference().len() + v.pending.as_ref().map_or(0, |p| p.len()))
                 .sum::<usize>()
                 + self.global.len()
-                + self.global_pending.len(),
+                + self.global_pending.len()
+                + self.global_held.len(),
             baseline_capacity: cfg.max_baselines * (cfg.baseline_samples + cfg.baseline_per_tick)
                 + cfg.global_baseline_samples
                 + cfg.global_per_tick,
@@ -519,6 +530,8 @@ fn end_tick(v: &mut Victim, c: &Closed, covering: &[Fingerprint], cfg: &Detector
     let learn = !v.anomalous || (v.unexplained >= cfg.max_unexplained_ticks && !has_rule);
     if learn {
         v.learn(c.pps, c.bps, cfg);
+    } else {
+        v.forget_held();
     }
     let mut freed = false;
     let resid_anomalous = v.is_anomalous(c.rpps, c.rbps, cfg);

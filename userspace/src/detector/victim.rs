@@ -56,7 +56,18 @@ pub(crate) struct Victim {
     /// Calm samples of the current tick, committed to `baseline` if the tick stays calm.
     pub pending: Option<TickReservoir<Features>>,
     pub baseline: Option<Ring<Features>>,
+    /// The last calm tick, learnt only when the tick after it is calm too: an attack that starts
+    /// late in a tick leaves that tick under the threshold, and its samples must not become the
+    /// reference the attack's fingerprint is checked against.
+    pub held: Option<HeldTick>,
     pub attack: Option<Box<Attack>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct HeldTick {
+    pps: f64,
+    bps: f64,
+    samples: Vec<Features>,
 }
 
 impl Victim {
@@ -73,6 +84,7 @@ impl Victim {
             anomalous: false,
             pending: None,
             baseline: None,
+            held: None,
             attack: None,
         }
     }
@@ -151,14 +163,33 @@ impl Victim {
         (pps, bps)
     }
 
-    /// Learns a calm tick: baseline rates, and the pending samples into the reservoir.
+    /// A calm tick: learns the tick held back before it (now confirmed calm by this one), and
+    /// holds this one back in turn.
     pub(crate) fn learn(&mut self, pps: f64, bps: f64, cfg: &DetectorConfig) {
+        if let Some(h) = self.held.take() {
+            self.commit(h, cfg);
+        }
+        let samples = self
+            .pending
+            .as_mut()
+            .map(TickReservoir::take)
+            .unwrap_or_default();
+        self.held = Some(HeldTick { pps, bps, samples });
+    }
+
+    /// An anomalous tick: the calm tick held before it may hold the attack's onset; forget it.
+    pub(crate) fn forget_held(&mut self) {
+        self.held = None;
+    }
+
+    /// Learns one tick: baseline rates, and its samples into the reservoir.
+    fn commit(&mut self, h: HeldTick, cfg: &DetectorConfig) {
         let a = cfg.slow_alpha.max(1.0 / (self.learnt_ticks as f64 + 1.0));
-        self.base_pps += a * (pps - self.base_pps);
-        self.base_bps += a * (bps - self.base_bps);
+        self.base_pps += a * (h.pps - self.base_pps);
+        self.base_bps += a * (h.bps - self.base_bps);
         self.learnt_ticks = self.learnt_ticks.saturating_add(1);
-        if let (Some(p), Some(b)) = (&mut self.pending, &mut self.baseline) {
-            for f in p.take() {
+        if let Some(b) = &mut self.baseline {
+            for f in h.samples {
                 b.push(f);
             }
         }
