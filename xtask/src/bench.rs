@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the XDP per-packet bench beside xdp-filter and the floor (root), the rule
-//! file scale bench, the host criterion benches, and a bounded fuzz run of the rule parser. Every figure comes from a run that checked
-//! its own result.
+//! file scale bench, the detector bench (root: attacks in namespaces), the host criterion benches,
+//! and a bounded fuzz run of the rule parser. Every figure comes from a run that checked its own
+//! result.
 
 use anyhow::Result;
 
@@ -20,6 +21,8 @@ pub fn run(repeat: u32) -> Result<()> {
     )
     .status_ok()?;
     build::cmd("target/release/rules-bench", &[]).status_ok()?;
+    // The detector end to end in namespaces: coverage, collateral, time to mitigate, expiry.
+    build::cmd("target/release/detector-bench", &[]).status_ok()?;
     let criterion = [
         "bench",
         "-p",

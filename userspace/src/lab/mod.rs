@@ -5,7 +5,9 @@
 pub mod attacks;
 pub mod frames;
 pub mod netns;
+pub mod replay;
 mod run;
+pub mod scenario;
 pub mod traffic;
 
 pub use run::{run, LabPlan, LabRunError};
