@@ -103,7 +103,10 @@ fn detect_command_generates_explains_and_exports_a_rule() {
     assert!(ok && list.contains("tcp.flags eq 0x02"), "{list}");
     let id = list.split_whitespace().next().unwrap().to_string();
     let (ok, why) = generated(&["explain", &id]);
-    assert!(ok && why.contains("covered") && why.contains("high cardinality"), "{why}");
+    assert!(
+        ok && why.contains("covered") && why.contains("high cardinality"),
+        "{why}"
+    );
     assert!(generated(&["pin", &id]).0);
     let (ok, entry) = generated(&["promote", &id, "9001"]);
     assert!(
