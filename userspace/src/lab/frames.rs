@@ -237,7 +237,7 @@ pub fn neighbor_mac(ns: &Netns, ifname: &str, ip: Ipv4Addr) -> Result<Mac, LabEr
 
 // ---- Checksums ----
 
-fn sum16(mut acc: u64, data: &[u8]) -> u64 {
+pub(crate) fn sum16(mut acc: u64, data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(2);
     for w in &mut words {
         acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
@@ -248,7 +248,9 @@ fn sum16(mut acc: u64, data: &[u8]) -> u64 {
     acc
 }
 
-fn fold(mut acc: u64) -> u16 {
+/// The one's-complement of the folded sum: the checksum to write, or 0 when `acc` already
+/// includes a correct one.
+pub(crate) fn fold(mut acc: u64) -> u16 {
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
     }

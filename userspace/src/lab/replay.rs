@@ -75,25 +75,7 @@ fn be16(b: &[u8], at: usize) -> u16 {
 
 // ---- Checksums ----
 
-fn sum16(mut acc: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        acc += u64::from(u16::from_be_bytes([*last, 0]));
-    }
-    acc
-}
-
-/// The one's-complement of the folded sum: the checksum to write, or 0 when `acc` already
-/// includes a correct one.
-fn finish(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
+use super::frames::{fold as finish, sum16};
 
 /// RFC 1624 eqn. 3: the checksum `csum` after the words `old` became `new` (same even length).
 fn adjust(csum: u16, old: &[u8], new: &[u8]) -> u16 {
