@@ -638,19 +638,7 @@ pub fn run_scenario(
         };
         let (attacker, pacing) = (&net.attacker, Pacing::of(&plan));
         let sender = s.spawn(move || send_frames(attacker, ATTACKER_IF, pacing, counted));
-        let mut looped = Ok(());
-        while !sender.is_finished() {
-            if let Err(e) = watch.step(dp, det, "attack", &taken) {
-                looped = Err(e);
-                break;
-            }
-        }
-        // The sender stops by itself (count or time limit).
-        let report = sender
-            .join()
-            .map_err(|_| ScenarioError::Panicked("attack"))??;
-        looped?;
-        Ok(report)
+        drive_while_sending(sender, "attack", || watch.step(dp, det, "attack", &taken))
     })?;
 
     let after = Instant::now();
@@ -865,19 +853,12 @@ fn fragment_flood_now(
     let attack = std::thread::scope(|s| -> Result<AttackReport, ScenarioError> {
         let (attacker, pacing) = (&net.attacker, Pacing::of(&plan));
         let sender = s.spawn(move || send_frames(attacker, ATTACKER_IF, pacing, frames));
-        let mut looped = Ok(());
-        while !sender.is_finished() {
+        drive_while_sending(sender, "fragment flood", || {
             std::thread::sleep(MIN_PASS_GAP);
-            if let Err(e) = det.pass(dp, Duration::from_millis(20)) {
-                looped = Err(e);
-                break;
-            }
-        }
-        let report = sender
-            .join()
-            .map_err(|_| ScenarioError::Panicked("fragment flood"))??;
-        looped?;
-        Ok(report)
+            det.pass(dp, Duration::from_millis(20))
+                .map(|_| ())
+                .map_err(ScenarioError::from)
+        })
     })?;
     // Let the last frames through the veth before reading the counters.
     std::thread::sleep(Duration::from_millis(100));
@@ -886,4 +867,26 @@ fn fragment_flood_now(
         attack,
         dropped_by_policy: d.reason(Reason::DropFragPolicy).packets,
     })
+}
+
+/// Runs `step` until the scoped `sender` thread has stopped by itself (count or time limit), then
+/// joins it. A failing step stops the stepping, not the bounded sender.
+fn drive_while_sending<E>(
+    sender: std::thread::ScopedJoinHandle<'_, Result<AttackReport, E>>,
+    what: &'static str,
+    mut step: impl FnMut() -> Result<(), ScenarioError>,
+) -> Result<AttackReport, ScenarioError>
+where
+    ScenarioError: From<E>,
+{
+    let mut stepped = Ok(());
+    while !sender.is_finished() {
+        if let Err(e) = step() {
+            stepped = Err(e);
+            break;
+        }
+    }
+    let report = sender.join().map_err(|_| ScenarioError::Panicked(what))??;
+    stepped?;
+    Ok(report)
 }
