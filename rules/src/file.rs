@@ -141,6 +141,79 @@ pub struct L7RateLimit {
     pub mitigation_timeout: u64,
     #[serde(default)]
     pub counting_expression: Option<String>,
+    /// Escalation: on the `jail_after`-th time one client enters the penalty box, its address
+    /// is dropped in XDP for `jail_duration` seconds.
+    #[serde(default)]
+    pub jail_after: Option<u32>,
+    #[serde(default)]
+    pub jail_duration: Option<u64>,
+}
+
+/// The compiled parts of an L7 rate limit.
+#[derive(Clone, Debug)]
+pub struct RateLimitExprs {
+    /// One expression per characteristic, in order; their values make the counter key.
+    pub keys: Vec<TExpr>,
+    /// Which requests count, evaluated on the response; `None`: every matching request counts
+    /// when it arrives.
+    pub counting: Option<TExpr>,
+}
+
+/// Anomaly-score classes: each has its own `waf.score.<class>` field besides the total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScoreClass {
+    Sqli,
+    Xss,
+    Rce,
+    Lfi,
+    Protocol,
+}
+
+impl ScoreClass {
+    pub const ALL: [ScoreClass; 5] = [
+        ScoreClass::Sqli,
+        ScoreClass::Xss,
+        ScoreClass::Rce,
+        ScoreClass::Lfi,
+        ScoreClass::Protocol,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreClass::Sqli => "sqli",
+            ScoreClass::Xss => "xss",
+            ScoreClass::Rce => "rce",
+            ScoreClass::Lfi => "lfi",
+            ScoreClass::Protocol => "protocol",
+        }
+    }
+
+    pub fn field(self) -> Field {
+        match self {
+            ScoreClass::Sqli => Field::WafScoreSqli,
+            ScoreClass::Xss => Field::WafScoreXss,
+            ScoreClass::Rce => Field::WafScoreRce,
+            ScoreClass::Lfi => Field::WafScoreLfi,
+            ScoreClass::Protocol => Field::WafScoreProtocol,
+        }
+    }
+
+    fn lookup(name: &str) -> Option<ScoreClass> {
+        ScoreClass::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// What only L7 rules carry.
+#[derive(Clone, Debug, Default)]
+pub struct L7Attrs {
+    /// 1 (default) to 4: the rule runs only when the engine's paranoia level is at least this.
+    pub paranoia: u8,
+    /// For `score`: the class whose score it raises (besides the total); when not given, the
+    /// class of the detector the expression calls, if any.
+    pub class: Option<ScoreClass>,
+    /// HTTP status for `block` (403) and `ratelimit` (429) when not the default.
+    pub status: Option<u16>,
+    pub ratelimit: Option<RateLimitExprs>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,6 +245,7 @@ pub struct Rule {
     pub expr: TExpr,
     pub target: Target,
     pub line: usize,
+    pub l7: L7Attrs,
 }
 
 /// A checked and compiled rule file.
@@ -238,6 +312,12 @@ struct RuleDoc {
     duration: Option<u64>,
     #[serde(default)]
     target: Option<String>,
+    #[serde(default)]
+    paranoia: Option<Spanned<u8>>,
+    #[serde(default)]
+    class: Option<Spanned<String>>,
+    #[serde(default)]
+    status: Option<Spanned<u16>>,
 }
 
 #[derive(Deserialize)]
@@ -579,36 +659,116 @@ fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDe
 /// A rate limit's characteristics must be fields (or one key of a map field, such as
 /// `http.request.headers["x-api-key"]`), its period and rate non-zero, and its counting
 /// expression a valid rule expression.
-fn check_l7_ratelimit(rl: &L7RateLimit, lists: &Lists) -> Result<(), String> {
+fn check_l7_ratelimit(rl: &L7RateLimit, lists: &Lists) -> Result<RateLimitExprs, String> {
     use crate::lang::ast::{ExprKind, Index};
     if rl.characteristics.is_empty() {
         return Err("`ratelimit.characteristics` needs at least one field, e.g. [ip.src]".into());
     }
+    let mut keys = Vec::new();
     for c in &rl.characteristics {
-        let ok = match parse(c).map(|e| e.kind) {
-            Ok(ExprKind::Field(name)) => Field::lookup(&name).is_some(),
-            Ok(ExprKind::Index {
+        let ast = parse(c).ok();
+        let ok = match ast.as_ref().map(|e| &e.kind) {
+            Some(ExprKind::Field(name)) => {
+                Field::lookup(name).is_some_and(|f| f.layer() != Layer::Response)
+            }
+            Some(ExprKind::Index {
                 base,
                 index: Index::Key(_),
             }) => {
-                matches!(&base.kind, ExprKind::Field(n) if Field::lookup(n).is_some_and(|f| matches!(f.ty(), crate::lang::Ty::Map(_))))
+                matches!(&base.kind, ExprKind::Field(n) if Field::lookup(n).is_some_and(|f| matches!(f.ty(), crate::lang::Ty::Map(_)) && f.layer() == Layer::L7))
             }
             _ => false,
         };
-        if !ok {
+        let (true, Some(ast)) = (ok, ast) else {
             return Err(format!(
-                "`ratelimit.characteristics`: `{c}` is not a field or a keyed map field"
+                "`ratelimit.characteristics`: `{c}` is not a request field or a keyed map field"
             ));
-        }
+        };
+        let key = crate::lang::check::check_value(&ast, lists)
+            .map_err(|(k, _)| format!("`ratelimit.characteristics`: `{c}`: {k}"))?;
+        keys.push(key);
     }
     if rl.period == 0 || rl.requests_per_period == 0 {
         return Err("`ratelimit.period` and `requests_per_period` must be above 0".into());
     }
-    if let Some(expr) = &rl.counting_expression {
-        crate::lang::compile_expr(expr, lists)
-            .map_err(|(k, _)| format!("`ratelimit.counting_expression`: {k}"))?;
+    match (rl.jail_after, rl.jail_duration) {
+        (Some(0), _) => return Err("`ratelimit.jail_after` must be above 0".into()),
+        (Some(_), None | Some(0)) => {
+            return Err("`ratelimit.jail_after` needs `jail_duration: SECONDS` above 0".into())
+        }
+        (None, Some(_)) => return Err("`ratelimit.jail_duration` needs `jail_after: N`".into()),
+        _ => {}
     }
-    Ok(())
+    let counting = match &rl.counting_expression {
+        Some(expr) => Some(
+            crate::lang::compile_expr(expr, lists)
+                .map_err(|(k, _)| format!("`ratelimit.counting_expression`: {k}"))?,
+        ),
+        None => None,
+    };
+    Ok(RateLimitExprs { keys, counting })
+}
+
+fn l7_attrs(
+    cx: &Ctx<'_>,
+    r: &RuleDoc,
+    expr: &TExpr,
+    action: &RuleAction,
+) -> Result<L7Attrs, RuleError> {
+    let paranoia = match &r.paranoia {
+        None => 1,
+        Some(p) if (1..=4).contains(&**p) => **p,
+        Some(p) => {
+            return Err(cx.spanned(
+                p,
+                RuleErrorKind::Schema {
+                    why: format!("paranoia {} (expected 1 to 4)", **p),
+                },
+            ))
+        }
+    };
+    let class = match &r.class {
+        Some(c) => {
+            let Some(class) = ScoreClass::lookup(c.as_str()) else {
+                let names: Vec<_> = ScoreClass::ALL.iter().map(|c| c.name()).collect();
+                let why = format!(
+                    "unknown score class `{}` (expected one of: {})",
+                    c.as_str(),
+                    names.join(", ")
+                );
+                return Err(cx.spanned(c, RuleErrorKind::Schema { why }));
+            };
+            if !matches!(action, RuleAction::Score(_)) {
+                let why = "`class` applies to `score` rules".to_string();
+                return Err(cx.spanned(c, RuleErrorKind::Schema { why }));
+            }
+            Some(class)
+        }
+        None if matches!(action, RuleAction::Score(_)) => {
+            if expr.calls(crate::lang::functions::Func::Sqli) {
+                Some(ScoreClass::Sqli)
+            } else if expr.calls(crate::lang::functions::Func::Xss) {
+                Some(ScoreClass::Xss)
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    let status = match &r.status {
+        None => None,
+        Some(s) if (100..=599).contains(&**s) => Some(**s),
+        Some(s) => {
+            let why = format!("status {} is not an HTTP status (100 to 599)", **s);
+            return Err(cx.spanned(s, RuleErrorKind::Schema { why }));
+        }
+    };
+    Ok(L7Attrs {
+        paranoia,
+        class,
+        status,
+        ratelimit: None,
+    })
 }
 
 fn compile_rule(cx: &Ctx<'_>, r: &RuleDoc, lists: &Lists) -> Result<Rule, RuleError> {
@@ -617,7 +777,15 @@ fn compile_rule(cx: &Ctx<'_>, r: &RuleDoc, lists: &Lists) -> Result<Rule, RuleEr
     let mut fields = HashSet::new();
     expr.fields(&mut fields);
     let uses_l7 = fields.iter().any(|f| f.layer() == Layer::L7);
+    if let Some(f) = fields.iter().find(|f| f.layer() == Layer::Response) {
+        let why = format!(
+            "`{}` is known only after the response; use it in a rate limit's `counting_expression`",
+            f.name()
+        );
+        return Err(cx.spanned(&r.expression, RuleErrorKind::Schema { why }));
+    }
     let action_err = |why: String| cx.spanned(&r.action, RuleErrorKind::Action { why });
+    let mut ratelimit = None;
     let action = match r.action.as_str() {
         "drop" => RuleAction::Drop,
         "rate_limit" => {
@@ -647,7 +815,7 @@ fn compile_rule(cx: &Ctx<'_>, r: &RuleDoc, lists: &Lists) -> Result<Rule, RuleEr
                 .ratelimit
                 .clone()
                 .ok_or_else(|| action_err("`ratelimit` needs a `ratelimit:` block".into()))?;
-            check_l7_ratelimit(&rl, lists).map_err(action_err)?;
+            ratelimit = Some(check_l7_ratelimit(&rl, lists).map_err(action_err)?);
             RuleAction::L7RateLimit(rl)
         }
         "jail" => RuleAction::Jail {
@@ -706,6 +874,18 @@ fn compile_rule(cx: &Ctx<'_>, r: &RuleDoc, lists: &Lists) -> Result<Rule, RuleEr
         } else {
             Target::Xdp { entries: 0 }
         };
+    let mut l7 = l7_attrs(cx, r, &expr, &action)?;
+    l7.ratelimit = ratelimit;
+    if target != Target::L7 {
+        if let Some(p) = &r.paranoia {
+            let why = "`paranoia` applies to HTTP rules".to_string();
+            return Err(cx.spanned(p, RuleErrorKind::Schema { why }));
+        }
+        if let Some(s) = &r.status {
+            let why = "`status` applies to HTTP rules".to_string();
+            return Err(cx.spanned(s, RuleErrorKind::Schema { why }));
+        }
+    }
     Ok(Rule {
         id: *r.id,
         reference: r.reference.clone(),
@@ -717,5 +897,6 @@ fn compile_rule(cx: &Ctx<'_>, r: &RuleDoc, lists: &Lists) -> Result<Rule, RuleEr
         expr,
         target,
         line: r.id.span().start().map_or(0, |m| m.line()),
+        l7,
     })
 }

@@ -26,6 +26,22 @@ pub mod prefix;
 pub mod xdp;
 
 pub use file::{
-    load_file, load_str, Mode, Rule, RuleAction, RuleError, RuleErrorKind, RuleSet, Target,
+    load_file, load_str, L7Attrs, L7RateLimit, Mode, RateLimitExprs, Rule, RuleAction, RuleError,
+    RuleErrorKind, RuleSet, ScoreClass, Target,
 };
 pub use prefix::{Prefix, PrefixError};
+
+/// The text of the default detection rules (`rules/waf/default.yaml`).
+pub const DEFAULT_WAF_RULES: &str = include_str!("../waf/default.yaml");
+
+/// The default detection rules for the L7 engine: SQLi, XSS, traversal, command injection and
+/// protocol anomalies as anomaly scores, and a block at `waf.score ge 5`.
+pub fn default_waf() -> RuleSet {
+    // The file is checked by the tests of this crate; it cannot fail at run time.
+    load_str(
+        DEFAULT_WAF_RULES,
+        "default-waf.yaml",
+        std::path::Path::new("."),
+    )
+    .unwrap_or_else(|e| panic!("the built-in default rules do not load: {e}"))
+}

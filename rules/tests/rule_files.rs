@@ -218,7 +218,7 @@ fn schema_mistakes_point_at_the_rule_and_ratelimits_are_checked() {
     };
     let (k, _, _, text) = rl("characteristics: [ip.src, foo], period: 60, requests_per_period: 5");
     assert!(
-        matches!(k, RuleErrorKind::Action { .. }) && text.contains("`foo` is not a field"),
+        matches!(k, RuleErrorKind::Action { .. }) && text.contains("`foo` is not a request field"),
         "{text}"
     );
     let (_, _, _, text) = rl("characteristics: [\"http.request.headers[\\\"x-key\\\"]\"], period: 60, requests_per_period: 5, counting_expression: \"((((\"");

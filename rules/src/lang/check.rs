@@ -103,6 +103,23 @@ pub enum TKind {
 }
 
 impl TExpr {
+    /// True when the expression calls `f` anywhere.
+    pub fn calls(&self, f: Func) -> bool {
+        match &self.kind {
+            TKind::Const(_) | TKind::Field(_) => false,
+            TKind::Call { func, args, .. } => *func == f || args.iter().any(|a| a.calls(f)),
+            TKind::Index { base, .. } | TKind::Slice { base, .. } | TKind::Not(base) => {
+                base.calls(f)
+            }
+            TKind::Logic { lhs, rhs, .. } | TKind::Cmp { lhs, rhs, .. } => {
+                lhs.calls(f) || rhs.calls(f)
+            }
+            TKind::Matches { lhs, .. } | TKind::Wildcard { lhs, .. } | TKind::In { lhs, .. } => {
+                lhs.calls(f)
+            }
+        }
+    }
+
     /// Every field the expression reads.
     pub fn fields(&self, out: &mut HashSet<Field>) {
         match &self.kind {
@@ -129,6 +146,11 @@ type Res<T> = Result<T, (ErrorKind, Span)>;
 
 fn type_err(span: Span, what: String) -> (ErrorKind, Span) {
     (ErrorKind::Type { what }, span)
+}
+
+/// Checks an expression of any type (a rate limit's characteristic).
+pub fn check_value(e: &Expr, lists: &Lists) -> Res<TExpr> {
+    check(e, lists)
 }
 
 /// Checks a rule expression, which must be a bool.

@@ -11,6 +11,21 @@ use super::types::Value;
 /// Gives field values; `None` when the field is absent.
 pub trait FieldSource {
     fn field(&self, f: Field) -> Option<Value>;
+
+    /// `f[key]` of a map field: the values under `key`, in order. Sources holding maps
+    /// override this to skip building the whole map.
+    fn field_key(&self, f: Field, key: &[u8]) -> Option<Value> {
+        match self.field(f)? {
+            Value::Map(entries) => Some(Value::Array(
+                entries
+                    .into_iter()
+                    .filter(|(n, _)| n == key)
+                    .map(|(_, v)| v)
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Evaluates a rule expression.
@@ -27,20 +42,21 @@ pub fn eval(e: &TExpr, src: &dyn FieldSource) -> Option<Value> {
         TKind::Const(v) => Some(v.clone()),
         TKind::Field(f) => src.field(*f),
         TKind::Call { func, args, lifted } => {
-            let vals = args
+            let mut vals = args
                 .iter()
                 .map(|a| eval(a, src))
                 .collect::<Option<Vec<_>>>()?;
             if *lifted {
-                let Value::Array(items) = &vals[0] else {
+                // Element by element; the other arguments stay in place (never copied per item).
+                let Value::Array(items) = std::mem::replace(&mut vals[0], Value::Bool(false))
+                else {
                     return None;
                 };
                 let out = items
-                    .iter()
+                    .into_iter()
                     .filter_map(|item| {
-                        let mut a = vals.clone();
-                        a[0] = item.clone();
-                        func.apply(&a)
+                        vals[0] = item;
+                        func.apply(&vals)
                     })
                     .collect();
                 Some(Value::Array(out))
@@ -49,6 +65,9 @@ pub fn eval(e: &TExpr, src: &dyn FieldSource) -> Option<Value> {
             }
         }
         TKind::Index { base, index } => {
+            if let (TKind::Field(f), Index::Key(k)) = (&base.kind, index) {
+                return src.field_key(*f, k);
+            }
             let b = eval(base, src)?;
             match (b, index) {
                 (Value::Map(entries), Index::Key(k)) => Some(Value::Array(

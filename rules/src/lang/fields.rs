@@ -9,6 +9,8 @@ pub enum Layer {
     L34,
     /// From the HTTP request: L7 rules only.
     L7,
+    /// From the origin's response: only in a rate limit's counting expression.
+    Response,
 }
 
 macro_rules! fields {
@@ -72,6 +74,7 @@ fields! {
     HttpMethod = "http.request.method": Ty::Bytes, L7;
     HttpUri = "http.request.uri": Ty::Bytes, L7;
     HttpPath = "http.request.uri.path": Ty::Bytes, L7;
+    HttpPathRaw = "http.request.uri.path.raw": Ty::Bytes, L7;
     HttpQuery = "http.request.uri.query": Ty::Bytes, L7;
     HttpArgs = "http.request.uri.args": Ty::map_of_bytes(), L7;
     HttpArgNames = "http.request.uri.args.names": Ty::array_of_bytes(), L7;
@@ -87,6 +90,11 @@ fields! {
     WafScore = "waf.score": Ty::Int, L7;
     WafScoreSqli = "waf.score.sqli": Ty::Int, L7;
     WafScoreXss = "waf.score.xss": Ty::Int, L7;
+    WafScoreRce = "waf.score.rce": Ty::Int, L7;
+    WafScoreLfi = "waf.score.lfi": Ty::Int, L7;
+    WafScoreProtocol = "waf.score.protocol": Ty::Int, L7;
+    HttpResponseCode = "http.response.code": Ty::Int, Response;
+    HttpResponseHeaders = "http.response.headers": Ty::map_of_bytes(), Response;
 }
 
 /// Protocol names accepted where `ip.proto` is compared with a string.

@@ -1,5 +1,6 @@
 //! Functions: transformations on bytes (applied element-wise to arrays), `len`, prefix/suffix
-//! tests, `concat`, and `any`/`all` over arrays of bools.
+//! tests, `concat`, the detectors `sqli`/`xss` (see [`super::detect`]), and `any`/`all` over
+//! arrays of bools.
 
 use super::check::TExpr;
 use super::types::{Ty, Value};
@@ -18,6 +19,8 @@ pub enum Func {
     NormalizePath,
     CompressWhitespace,
     RemoveNulls,
+    Sqli,
+    Xss,
     Any,
     All,
 }
@@ -35,6 +38,8 @@ const NAMES: &[(&str, Func)] = &[
     ("normalize_path", Func::NormalizePath),
     ("compress_whitespace", Func::CompressWhitespace),
     ("remove_nulls", Func::RemoveNulls),
+    ("sqli", Func::Sqli),
+    ("xss", Func::Xss),
     ("any", Func::Any),
     ("all", Func::All),
 ];
@@ -86,9 +91,14 @@ impl Func {
             Func::Len => {
                 arity(1)?;
                 match &args[0].ty {
-                    Ty::Bytes | Ty::Array(_) => Ok((Ty::Int, false)),
-                    other => Err(format!("len takes bytes or an array, got {other}")),
+                    Ty::Bytes | Ty::Array(_) | Ty::Map(_) => Ok((Ty::Int, false)),
+                    other => Err(format!("len takes bytes, an array or a map, got {other}")),
                 }
+            }
+            Func::Sqli | Func::Xss => {
+                arity(1)?;
+                let lifted = bytes_or_array(&args[0].ty)?;
+                Ok((wrap(lifted, Ty::Bool), lifted))
             }
             Func::StartsWith | Func::EndsWith => {
                 arity(2)?;
@@ -143,8 +153,11 @@ impl Func {
             Func::Len => Value::Int(match &args[0] {
                 Value::Bytes(b) => b.len() as i64,
                 Value::Array(a) => a.len() as i64,
+                Value::Map(m) => m.len() as i64,
                 _ => return None,
             }),
+            Func::Sqli => Value::Bool(super::detect::sqli(as_bytes(&args[0])?)),
+            Func::Xss => Value::Bool(super::detect::xss(as_bytes(&args[0])?)),
             Func::StartsWith => Value::Bool(bytes(&args[0])?.starts_with(&bytes(&args[1])?)),
             Func::EndsWith => Value::Bool(bytes(&args[0])?.ends_with(&bytes(&args[1])?)),
             Func::Concat => {
@@ -166,6 +179,13 @@ impl Func {
                 })
             }
         })
+    }
+}
+
+fn as_bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::Bytes(b) => Some(b),
+        _ => None,
     }
 }
 

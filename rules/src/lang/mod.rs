@@ -3,6 +3,7 @@
 
 pub mod ast;
 pub mod check;
+pub mod detect;
 pub mod eval;
 pub mod fields;
 pub mod functions;

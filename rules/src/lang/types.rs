@@ -39,7 +39,7 @@ impl fmt::Display for Ty {
 }
 
 /// A runtime value. Absent fields are not values: the evaluator sees `None`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Value {
     Bool(bool),
     Int(i64),

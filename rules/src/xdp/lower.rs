@@ -343,7 +343,7 @@ fn lower(e: &TExpr) -> R<F> {
 fn unsupported(e: &TExpr, fallback: &str) -> String {
     match &e.kind {
         TKind::Call { func, .. } => format!("the function `{func:?}`").to_lowercase(),
-        TKind::Field(f) if f.layer() == crate::lang::Layer::L7 => {
+        TKind::Field(f) if f.layer() != crate::lang::Layer::L34 => {
             format!("`{}` is an HTTP field", f.name())
         }
         TKind::Field(Field::Payload) => {
