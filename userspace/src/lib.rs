@@ -7,6 +7,7 @@ pub mod counters;
 pub mod detect;
 pub mod detector;
 pub mod kernel;
+pub mod l7;
 pub mod lab;
 pub mod rulesets;
 pub mod sampling;

@@ -1,0 +1,238 @@
+//! The engine: compiled rules behind an atomic pointer (swapped whole, never edited in place),
+//! the bounded rate-limit store, the escalation path and the counters. Cheap to clone; one per
+//! process, shared by every connection.
+
+use std::collections::hash_map::RandomState;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use rampart_rules::RuleSet;
+
+use super::audit::AuditConfig;
+use super::body::BodyLimits;
+use super::client_ip::ClientIpConfig;
+use super::compiled::Compiled;
+use super::escalate::{Escalator, Jailer};
+use super::proxy_protocol::ProxyHeader;
+use super::ratelimit::{RateStore, StoreStats};
+use super::request::{RequestLimits, RequestView};
+use super::transaction::Transaction;
+use super::EngineError;
+
+/// What to do with a body larger than [`EngineConfig::body_limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OverLimit {
+    /// Refuse with 413 (the safe default: an attacker cannot hide a payload past the limit).
+    #[default]
+    Block,
+    /// Inspect the first `body_limit` bytes and let the rest through unread.
+    InspectPrefix,
+}
+
+/// Engine settings. `Default` gives a sensible configuration for a single host behind no proxy.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Rules with `paranoia` above this do not run (1 to 4).
+    pub paranoia: u8,
+    /// Bytes of body buffered for inspection.
+    pub body_limit: usize,
+    pub over_limit: OverLimit,
+    pub client_ip: ClientIpConfig,
+    /// Memory for the rate-limit store, allocated once.
+    pub ratelimit_memory: usize,
+    pub request_limits: RequestLimits,
+    pub body_limits: BodyLimits,
+    /// Status and body of `block` (a rule's `status` overrides the status).
+    pub block_status: u16,
+    pub block_body: String,
+    pub audit: AuditConfig,
+    /// Jail writes to the data plane per second (burst the same).
+    pub jail_writes_per_second: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            paranoia: 1,
+            body_limit: 128 * 1024,
+            over_limit: OverLimit::Block,
+            client_ip: ClientIpConfig::default(),
+            ratelimit_memory: 64 << 20,
+            request_limits: RequestLimits::default(),
+            body_limits: BodyLimits::default(),
+            block_status: 403,
+            block_body: "request blocked\n".into(),
+            audit: AuditConfig::default(),
+            jail_writes_per_second: 100,
+        }
+    }
+}
+
+/// The connection a request arrived on.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The PROXY protocol header read at the start of the connection, if any.
+    pub proxy: Option<ProxyHeader>,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr) -> ConnInfo {
+        ConnInfo { peer, proxy: None }
+    }
+}
+
+/// Engine counters (monotonic since the engine was built).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub blocked: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub routed: AtomicU64,
+    pub body_over_limit: AtomicU64,
+    pub body_errors: AtomicU64,
+    pub truncated: AtomicU64,
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub requests: u64,
+    pub blocked: u64,
+    pub rate_limited: u64,
+    pub routed: u64,
+    /// Bodies over the limit (blocked or inspected in part, by policy).
+    pub body_over_limit: u64,
+    /// Bodies that did not parse as their content type said.
+    pub body_errors: u64,
+    /// Requests with more args, headers, cookies or fields than the limits (the rest unseen).
+    pub truncated: u64,
+    pub jailed: u64,
+    pub jails_throttled: u64,
+    pub jail_failures: u64,
+    /// `sqli()`/`xss()` calls that panicked inside the detector (counted as detections).
+    pub detector_faults: u64,
+    pub ratelimit: StoreStats,
+    /// Matches per rule id (the current rule set).
+    pub rule_hits: Vec<(u32, u64)>,
+    /// The loaded rule file.
+    pub rules_file: String,
+}
+
+pub(crate) struct Shared {
+    pub rules: ArcSwap<Compiled>,
+    pub config: EngineConfig,
+    pub store: RateStore,
+    pub escalator: Escalator,
+    pub counters: Counters,
+    pub hasher: RandomState,
+    pub epoch: Instant,
+}
+
+impl Shared {
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+/// The L7 engine. See the [module docs](super) for a complete example.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// An engine running the HTTP rules of `rule_sets`, in order (e.g. a site's own rules,
+    /// then [`rampart_rules::default_waf`]).
+    ///
+    /// # Errors
+    /// A rule id used in two of the sets.
+    pub fn new(rule_sets: &[&RuleSet], config: EngineConfig) -> Result<Engine, EngineError> {
+        Engine::build(rule_sets, config, None)
+    }
+
+    /// As [`Engine::new`], and `jail` rules and repeat rate-limit offenders reach the data
+    /// plane through `jailer`.
+    pub fn with_jailer(
+        rule_sets: &[&RuleSet],
+        config: EngineConfig,
+        jailer: Box<dyn Jailer>,
+    ) -> Result<Engine, EngineError> {
+        Engine::build(rule_sets, config, Some(jailer))
+    }
+
+    fn build(
+        rule_sets: &[&RuleSet],
+        config: EngineConfig,
+        jailer: Option<Box<dyn Jailer>>,
+    ) -> Result<Engine, EngineError> {
+        let compiled = Compiled::new(rule_sets, config.paranoia)?;
+        Ok(Engine {
+            shared: Arc::new(Shared {
+                rules: ArcSwap::from_pointee(compiled),
+                store: RateStore::with_memory(config.ratelimit_memory),
+                escalator: Escalator::new(jailer, config.jail_writes_per_second),
+                counters: Counters::default(),
+                hasher: RandomState::new(),
+                epoch: Instant::now(),
+                config,
+            }),
+        })
+    }
+
+    /// Replaces the rules atomically: requests already begun finish on the old set. Rate-limit
+    /// counters survive (they are keyed by rule id).
+    ///
+    /// # Errors
+    /// As [`Engine::new`]; the running rules stay in place.
+    pub fn swap_rules(&self, rule_sets: &[&RuleSet]) -> Result<(), EngineError> {
+        let compiled = Compiled::new(rule_sets, self.shared.config.paranoia)?;
+        self.shared.rules.store(Arc::new(compiled));
+        Ok(())
+    }
+
+    /// Starts a transaction for a request head.
+    pub fn begin(&self, conn: &ConnInfo, parts: &http::request::Parts) -> Transaction {
+        self.shared
+            .counters
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
+        let req = RequestView::from_parts(parts, &self.shared.config.request_limits);
+        Transaction::new(self.shared.clone(), conn, parts, req)
+    }
+
+    /// True when some rule reads the body (adapters may skip buffering otherwise).
+    pub fn needs_body(&self) -> bool {
+        self.shared.rules.load().needs_body
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.shared.counters;
+        let e = &self.shared.escalator;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let rules = self.shared.rules.load();
+        EngineStats {
+            requests: get(&c.requests),
+            blocked: get(&c.blocked),
+            rate_limited: get(&c.rate_limited),
+            routed: get(&c.routed),
+            body_over_limit: get(&c.body_over_limit),
+            body_errors: get(&c.body_errors),
+            truncated: get(&c.truncated),
+            jailed: get(&e.jailed),
+            jails_throttled: get(&e.throttled),
+            jail_failures: get(&e.failed),
+            detector_faults: rampart_rules::lang::detect::faults(),
+            ratelimit: self.shared.store.stats(),
+            rule_hits: rules.rules.iter().map(|r| (r.id, get(&r.hits))).collect(),
+            rules_file: rules.file.clone(),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The L7 engine: WAF rules, SQLi/XSS detection, anomaly scores and bounded rate limits on HTTP
+//! requests, from the same rule files as the XDP layer. A synchronous core, no runtime needed,
+//! to embed in any Rust proxy; [`tower`] has a `tower::Layer` for axum and hyper.
+//!
+//! Phases follow Pingora's hooks: [`Engine::begin`] on a request head gives a [`Transaction`];
+//! [`Transaction::on_request_headers`], [`Transaction::on_request_body`] (bounded buffer),
+//! [`Transaction::on_response`] (for rate limits that count on the response) and
+//! [`Transaction::finish`] (the [`AuditEvent`]) follow.
+//!
+//! ```
+//! use rampart::l7::{ConnInfo, Decision, Engine, EngineConfig};
+//! use std::path::Path;
+//!
+//! let site = rampart_rules::load_str(
+//!     r#"
+//! version: 1
+//! rules:
+//!   - id: 100
+//!     ref: admin-closed
+//!     expression: starts_with(http.request.uri.path, "/admin")
+//!     action: block
+//!   - id: 101
+//!     ref: login-bruteforce
+//!     expression: http.request.method eq "POST" and http.request.uri.path eq "/login"
+//!     action: ratelimit
+//!     ratelimit: { characteristics: [ip.src], period: 60, requests_per_period: 5, mitigation_timeout: 600 }
+//! "#,
+//!     "site.yaml",
+//!     Path::new("."),
+//! )
+//! .expect("rules load");
+//! let waf = rampart_rules::default_waf();
+//! let engine = Engine::new(&[&site, &waf], EngineConfig::default()).expect("no duplicate ids");
+//!
+//! let conn = ConnInfo::new("192.0.2.10:40000".parse().unwrap());
+//! let (parts, ()) = http::Request::get("/search?q=1'%20OR%20'1'%3D'1")
+//!     .header("host", "example.com")
+//!     .body(())
+//!     .unwrap()
+//!     .into_parts();
+//! let mut tx = engine.begin(&conn, &parts);
+//! let mut decision = tx.on_request_headers();
+//! if !decision.is_terminal() {
+//!     decision = tx.on_request_body(b"", true);
+//! }
+//! assert!(matches!(decision, Decision::Block { status: 403, .. }));
+//! let audit = tx.finish();
+//! assert_eq!(audit.scores.sqli, 5);
+//! assert!(audit.to_json().contains(r#""ruleId":900100"#));
+//! ```
+
+mod audit;
+mod body;
+mod client_ip;
+mod compiled;
+mod decision;
+mod engine;
+mod escalate;
+mod fields;
+pub mod proxy_protocol;
+mod ratelimit;
+mod request;
+pub mod tower;
+mod transaction;
+
+pub use audit::{AuditConfig, AuditEvent, AuditWriter, RuleMatch, ScoreReport};
+pub use body::{BodyKind, BodyLimits, BodyView};
+pub use client_ip::{
+    resolve as resolve_client_ip, ClientIpConfig, ClientIpSource, ForwardedHeader,
+};
+pub use decision::Decision;
+pub use engine::{ConnInfo, Engine, EngineConfig, EngineStats, OverLimit};
+pub use escalate::{Jailer, TablesJailer};
+pub use fields::Scores;
+pub use proxy_protocol::ProxyHeader;
+pub use ratelimit::{Limit, RateStore, RateVerdict, StoreStats};
+pub use request::{RequestLimits, RequestView};
+pub use transaction::{Transaction, ENGINE_RULE_ID};
+
+/// Why an engine could not be built from rule sets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("rule id {id} is in both {first} and {second}")]
+    DuplicateRuleId {
+        id: u32,
+        first: String,
+        second: String,
+    },
+}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,379 @@
+//! One request's pass through the rules: head phase, body phase, response (for counting
+//! expressions), then the audit event.
+
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_rules::lang::{eval_bool, FieldSource, Value};
+use rampart_rules::{Mode, RuleAction};
+
+use super::audit::{AuditEvent, RuleMatch};
+use super::body::{parse_body, BodyView};
+use super::client_ip::{resolve, ClientIpSource};
+use super::compiled::{Compiled, CompiledRule, Phase};
+use super::decision::Decision;
+use super::engine::{ConnInfo, OverLimit, Shared};
+use super::fields::{Env, ResponseView, Scores};
+use super::ratelimit::RateVerdict;
+use super::request::RequestView;
+
+/// Rule id reported for the engine's own refusals (body over the limit).
+pub const ENGINE_RULE_ID: u32 = 0;
+
+/// A request in flight. Call [`on_request_headers`](Self::on_request_headers), then
+/// [`on_request_body`](Self::on_request_body) for each chunk (with `end = true` last, an empty
+/// chunk for a request without body) unless a terminal decision came first, optionally
+/// [`on_response`](Self::on_response), then [`finish`](Self::finish).
+pub struct Transaction {
+    shared: Arc<Shared>,
+    rules: Arc<Compiled>,
+    req: RequestView,
+    client_ip: IpAddr,
+    ip_source: ClientIpSource,
+    body: Vec<u8>,
+    body_bytes: u64,
+    body_view: Option<BodyView>,
+    over_limit: bool,
+    scores: Scores,
+    matches: Vec<RuleMatch>,
+    decision: Decision,
+    stopped: bool,
+    head_done: bool,
+    body_done: bool,
+    /// Rate limits whose counting expression waits for the response: (rule index, key).
+    pending: Vec<(usize, u64)>,
+    response: Option<ResponseView>,
+    started: Instant,
+}
+
+impl Transaction {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        conn: &ConnInfo,
+        parts: &http::request::Parts,
+        req: RequestView,
+    ) -> Transaction {
+        let (client_ip, ip_source) = resolve(
+            &shared.config.client_ip,
+            conn.peer.ip(),
+            conn.proxy.as_ref(),
+            &parts.headers,
+        );
+        let t = req.truncated;
+        if t.args || t.headers || t.cookies {
+            shared.counters.truncated.fetch_add(1, Ordering::Relaxed);
+        }
+        Transaction {
+            rules: shared.rules.load_full(),
+            shared,
+            req,
+            client_ip,
+            ip_source,
+            body: Vec::new(),
+            body_bytes: 0,
+            body_view: None,
+            over_limit: false,
+            scores: Scores::default(),
+            matches: Vec::new(),
+            decision: Decision::Continue,
+            stopped: false,
+            head_done: false,
+            body_done: false,
+            pending: Vec::new(),
+            response: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// The client address, resolved through the trusted proxies.
+    pub fn client_ip(&self) -> IpAddr {
+        self.client_ip
+    }
+
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// Body bytes the engine buffers for inspection.
+    pub fn body_limit(&self) -> usize {
+        self.shared.config.body_limit
+    }
+
+    pub fn scores(&self) -> Scores {
+        self.scores
+    }
+
+    /// True when rules read the body (so it must be offered, up to the limit).
+    pub fn needs_body(&self) -> bool {
+        self.rules.needs_body && !self.decision.is_terminal() && !self.stopped
+    }
+
+    /// Runs the rules that need only the head.
+    pub fn on_request_headers(&mut self) -> Decision {
+        if !self.head_done {
+            self.head_done = true;
+            self.run(Phase::Head);
+        }
+        self.decision.clone()
+    }
+
+    /// Offers a body chunk; `end` marks the last. Returns the decision so far (final once `end`
+    /// has been seen or the body passed the limit).
+    pub fn on_request_body(&mut self, chunk: &[u8], end: bool) -> Decision {
+        if !self.head_done {
+            self.on_request_headers();
+        }
+        if self.body_done || self.decision.is_terminal() {
+            return self.decision.clone();
+        }
+        self.body_bytes = self.body_bytes.saturating_add(chunk.len() as u64);
+        let limit = self.shared.config.body_limit;
+        let room = limit.saturating_sub(self.body.len());
+        if chunk.len() > room {
+            self.over_limit = true;
+            self.shared
+                .counters
+                .body_over_limit
+                .fetch_add(1, Ordering::Relaxed);
+            if self.shared.config.over_limit == OverLimit::Block {
+                self.body_done = true;
+                self.set_terminal(Decision::Block {
+                    status: 413,
+                    body: "request body too large\n".into(),
+                    rule_id: ENGINE_RULE_ID,
+                });
+                return self.decision.clone();
+            }
+            self.body.extend_from_slice(&chunk[..room]);
+        } else {
+            self.body.extend_from_slice(chunk);
+        }
+        if end || self.over_limit {
+            self.body_done = true;
+            self.parse_body();
+            self.run(Phase::Body);
+            if let Decision::Route { .. } = self.decision {
+                self.shared.counters.routed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.decision.clone()
+    }
+
+    /// Shows the response to rate limits that count on it.
+    pub fn on_response(&mut self, parts: &http::response::Parts) {
+        self.response = Some(ResponseView::from_parts(parts));
+        let pending = std::mem::take(&mut self.pending);
+        let now = self.shared.now_ms();
+        for (i, key) in pending {
+            let rule = &self.rules.rules[i];
+            let Some(rl) = &rule.ratelimit else { continue };
+            let counts = rl
+                .exprs
+                .counting
+                .as_ref()
+                .is_some_and(|c| eval_bool(c, &self.env(None)));
+            if counts {
+                self.shared.store.record(key, &rl.limit, now);
+            }
+        }
+    }
+
+    /// Ends the transaction: the audit event for the log.
+    pub fn finish(self) -> AuditEvent {
+        AuditEvent::new(
+            &self.shared.config.audit,
+            &self.req,
+            self.client_ip,
+            self.ip_source,
+            &self.decision,
+            &self.scores,
+            self.matches,
+            self.response.as_ref().map(|r| r.status),
+            self.body_bytes,
+            self.started.elapsed(),
+        )
+    }
+
+    fn parse_body(&mut self) {
+        let view = parse_body(
+            self.req.content_type(),
+            &self.body,
+            !self.over_limit,
+            &self.shared.config.body_limits,
+        );
+        if view.error.is_some() {
+            self.shared
+                .counters
+                .body_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if view.truncated {
+            self.shared
+                .counters
+                .truncated
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.body_view = Some(view);
+    }
+
+    fn env(&self, narrow: Option<(rampart_rules::lang::Field, Value)>) -> Env<'_> {
+        Env {
+            req: &self.req,
+            body: self.body_view.as_ref(),
+            body_raw: &self.body,
+            client_ip: self.client_ip,
+            scores: &self.scores,
+            response: self.response.as_ref(),
+            narrow,
+        }
+    }
+
+    fn set_terminal(&mut self, d: Decision) {
+        let c = &self.shared.counters;
+        match d {
+            Decision::Block { .. } => c.blocked.fetch_add(1, Ordering::Relaxed),
+            Decision::RateLimited { .. } => c.rate_limited.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        self.decision = d;
+        self.stopped = true;
+    }
+
+    fn run(&mut self, phase: Phase) {
+        let rules = self.rules.clone();
+        for (i, rule) in rules.rules.iter().enumerate() {
+            if self.stopped {
+                return;
+            }
+            if rule.phase != phase || !eval_bool(&rule.expr, &self.env(None)) {
+                continue;
+            }
+            rule.hits.fetch_add(1, Ordering::Relaxed);
+            let enforce = rule.mode == Mode::Enforce;
+            let action = self.apply(i, rule, enforce);
+            if let Some(action) = action {
+                let evidence = self.evidence(rule);
+                self.matches
+                    .push(RuleMatch::new(rule, action, enforce, evidence));
+            }
+        }
+    }
+
+    /// Applies a matching rule; returns the action name to record (`None`: nothing happened
+    /// worth recording, e.g. a rate limit under its threshold).
+    fn apply(&mut self, i: usize, rule: &CompiledRule, enforce: bool) -> Option<&'static str> {
+        let cfg = &self.shared.config;
+        Some(match &rule.action {
+            RuleAction::Allow => {
+                if enforce {
+                    self.stopped = true;
+                }
+                "allow"
+            }
+            RuleAction::Log => "log",
+            RuleAction::Skip => {
+                if enforce {
+                    self.stopped = true;
+                }
+                "skip"
+            }
+            RuleAction::Score(n) => {
+                if enforce {
+                    self.scores.add(rule.class, *n);
+                }
+                "score"
+            }
+            RuleAction::Block => {
+                if enforce {
+                    self.set_terminal(Decision::Block {
+                        status: rule.status.unwrap_or(cfg.block_status),
+                        body: cfg.block_body.clone(),
+                        rule_id: rule.id,
+                    });
+                }
+                "block"
+            }
+            RuleAction::Jail { seconds } => {
+                if enforce {
+                    let d = Duration::from_secs(*seconds);
+                    self.shared.escalator.jail(self.client_ip, d);
+                    self.set_terminal(Decision::Block {
+                        status: rule.status.unwrap_or(cfg.block_status),
+                        body: cfg.block_body.clone(),
+                        rule_id: rule.id,
+                    });
+                }
+                "jail"
+            }
+            RuleAction::Route { target } => {
+                if enforce && !matches!(self.decision, Decision::Route { .. }) {
+                    self.decision = Decision::Route {
+                        target: target.clone(),
+                        rule_id: rule.id,
+                    };
+                }
+                "route"
+            }
+            RuleAction::L7RateLimit(_) => return self.rate_limit(i, rule, enforce),
+            // XDP actions never reach the engine (the loader gives them an XDP target).
+            RuleAction::Drop | RuleAction::RateLimit { .. } => return None,
+        })
+    }
+
+    fn rate_limit(&mut self, i: usize, rule: &CompiledRule, enforce: bool) -> Option<&'static str> {
+        let rl = rule.ratelimit.as_ref()?;
+        let env = self.env(None);
+        let values: Vec<Option<Value>> = rl
+            .exprs
+            .keys
+            .iter()
+            .map(|k| rampart_rules::lang::eval::eval(k, &env))
+            .collect();
+        let key = self.shared.hasher.hash_one((rule.id, values));
+        let counts_later = rl.exprs.counting.is_some();
+        let now = self.shared.now_ms();
+        let verdict = self.shared.store.check(key, &rl.limit, now, !counts_later);
+        if counts_later {
+            self.pending.push((i, key));
+        }
+        let RateVerdict::Limited {
+            retry_after_ms,
+            offenses,
+            ..
+        } = verdict
+        else {
+            return None;
+        };
+        if enforce {
+            if let Some(after) = rl.jail_after {
+                if offenses >= after {
+                    let d = Duration::from_secs(rl.jail_seconds);
+                    self.shared.escalator.jail(self.client_ip, d);
+                }
+            }
+            self.set_terminal(Decision::RateLimited {
+                status: rule.status.unwrap_or(429),
+                retry_after: Duration::from_millis(retry_after_ms),
+                rule_id: rule.id,
+            });
+        }
+        Some("ratelimit")
+    }
+
+    /// Which field value made the rule match: each field the rule reads is narrowed to one of
+    /// its values in turn until the rule still matches. Runs only on matches.
+    fn evidence(&self, rule: &CompiledRule) -> Option<(String, Value)> {
+        for f in &rule.fields {
+            for (label, v) in self.env(None).candidates(*f) {
+                if eval_bool(&rule.expr, &self.env(Some((*f, v.clone())))) {
+                    return Some((label, v));
+                }
+            }
+        }
+        let f = rule.fields.first()?;
+        Some((f.name().to_string(), self.env(None).field(*f)?))
+    }
+}
