@@ -1,6 +1,8 @@
 //! Workloads shared by the benchmarks: a 1,000-rule set, 10,000 deny prefixes and the frames that
 //! exercise the clean path, a rule drop and a denylist drop.
 
+pub mod waf;
+
 use etherparse::PacketBuilder;
 use rampart_rules::{
     xdp::{flags, one, range, Action, RuleSpec},

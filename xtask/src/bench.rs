@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: the XDP per-packet bench beside xdp-filter and the floor (root), the rule
-//! file scale bench, the detector bench (root: attacks in namespaces), the host criterion benches,
-//! and a bounded fuzz run of the rule parser. Every figure comes from a run that checked its own
+//! file scale bench, the detector bench (root: attacks in namespaces), the WAF corpus report, the
+//! host criterion benches (rules, L7 engine), and a bounded fuzz run of the rule parser. Every figure comes from a run that checked its own
 //! result.
 
 use anyhow::Result;
@@ -23,19 +23,25 @@ pub fn run(repeat: u32) -> Result<()> {
     build::cmd("target/release/rules-bench", &[]).status_ok()?;
     // The detector end to end in namespaces: coverage, collateral, time to mitigate, expiry.
     build::cmd("target/release/detector-bench", &[]).status_ok()?;
-    let criterion = [
-        "bench",
-        "-p",
-        "rampart-benches",
-        "--bench",
-        "rules",
-        "--",
-        "--warm-up-time",
-        "1",
-        "--measurement-time",
-        "3",
-    ];
-    build::cmd("cargo", &criterion).status_ok()?;
+    // Detection and false-positive rates of the default WAF rules on the libinjection lists.
+    build::cmd("target/release/waf-report", &[]).status_ok()?;
+    // Host criterion benches: rule compile/eval, and the L7 engine (per request, 64 KiB form
+    // body, rate-limit check at 1M keys).
+    for bench in ["rules", "l7"] {
+        let criterion = [
+            "bench",
+            "-p",
+            "rampart-benches",
+            "--bench",
+            bench,
+            "--",
+            "--warm-up-time",
+            "1",
+            "--measurement-time",
+            "3",
+        ];
+        build::cmd("cargo", &criterion).status_ok()?;
+    }
     // The rule parser's fuzz targets, bounded: no crash in the run is the bar.
     crate::fuzz::run(60)
 }
