@@ -3,7 +3,8 @@
 //! default rules (`waf-report` prints the same figures per list).
 
 use rampart_benches::waf::{run, Kind};
-use rampart_rules::lang::detect::{sqli, sqli_fingerprint};
+use rampart_rules::lang::detect::{sqli, sqli_fingerprint, xss, xss_unfiltered};
+use rampart_rules::lang::functions::url_decode;
 use rampart_tests::corpora_dir;
 
 #[test]
@@ -34,6 +35,25 @@ fn libinjection_golden_sqli_fingerprints() {
         checked += 1;
     }
     assert_eq!(checked, 50, "golden files found in {}", dir.display());
+}
+
+#[test]
+fn xss_prefilter_agrees_with_the_full_detector_on_every_list() {
+    let dir = corpora_dir().join("libinjection/data");
+    let mut lines = 0;
+    for entry in std::fs::read_dir(&dir).expect("libinjection data folder") {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        for line in text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            for input in [line.as_bytes().to_vec(), url_decode(line.as_bytes())] {
+                assert_eq!(xss(&input), xss_unfiltered(&input), "{line}");
+                lines += 1;
+            }
+        }
+    }
+    assert!(lines > 4000, "{lines}");
 }
 
 #[test]
