@@ -2,25 +2,14 @@
 //! jailed, and the XDP program (through BPF_PROG_TEST_RUN) then drops its packets while another
 //! client's still pass.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use rampart::kernel::{Dataplane, KernelError};
-use rampart::l7::{ConnInfo, Decision, Engine, EngineConfig, Jailer, TablesJailer};
+use rampart::l7::{ConnInfo, Decision, Engine, EngineConfig, TablesJailer};
 use rampart_tests::{fresh_dataplane, packets::tcp4, pin_to_cpu0, root_or_skip};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
-
-struct Shared(Arc<TablesJailer<Dataplane>>);
-
-impl Jailer for Shared {
-    fn jail(&self, ip: IpAddr, d: Duration) -> Result<(), KernelError> {
-        self.0.jail(ip, d)
-    }
-}
 
 #[test]
 fn rate_limit_offender_is_dropped_in_xdp() {
@@ -42,12 +31,8 @@ rules:
     )
     .expect("rules");
     let dp = Arc::new(TablesJailer::new(fresh_dataplane()));
-    let engine = Engine::with_jailer(
-        &[&rules],
-        EngineConfig::default(),
-        Box::new(Shared(dp.clone())),
-    )
-    .expect("engine");
+    let engine = Engine::with_jailer(&[&rules], EngineConfig::default(), Box::new(dp.clone()))
+        .expect("engine");
 
     let attacker = ConnInfo::new("198.51.100.66:50000".parse().unwrap());
     let (parts, ()) = http::Request::post("/login").body(()).unwrap().into_parts();

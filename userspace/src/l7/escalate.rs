@@ -22,6 +22,13 @@ pub trait Jailer: Send + Sync {
     fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), KernelError>;
 }
 
+/// A shared jailer (the caller keeps a handle, e.g. to read the tables in tests).
+impl<J: Jailer + ?Sized> Jailer for std::sync::Arc<J> {
+    fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), KernelError> {
+        (**self).jail(ip, duration)
+    }
+}
+
 /// A [`Jailer`] over any [`FilterTables`]: the kernel's, or the fake.
 pub struct TablesJailer<T> {
     tables: Mutex<T>,
@@ -128,17 +135,10 @@ mod tests {
     use crate::kernel::FakeTables;
     use std::sync::Arc;
 
-    struct Shared(Arc<TablesJailer<FakeTables>>);
-    impl Jailer for Shared {
-        fn jail(&self, ip: IpAddr, d: Duration) -> Result<(), KernelError> {
-            self.0.jail(ip, d)
-        }
-    }
-
     #[test]
     fn jails_once_and_shapes_writes() {
         let tables = Arc::new(TablesJailer::new(FakeTables::default()));
-        let esc = Escalator::new(Some(Box::new(Shared(tables.clone()))), 3);
+        let esc = Escalator::new(Some(Box::new(tables.clone())), 3);
         let a: IpAddr = "192.0.2.7".parse().unwrap();
         assert_eq!(esc.jail(a, Duration::from_secs(60)), JailOutcome::Jailed);
         assert_eq!(esc.jail(a, Duration::from_secs(60)), JailOutcome::Recent);

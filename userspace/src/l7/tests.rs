@@ -1,7 +1,6 @@
 //! Engine tests: every field, function and action on real parsed requests; rate-limit semantics
 //! through the engine; escalation to a fake data plane; audit evidence and redaction.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -456,18 +455,8 @@ fn counting_expression_and_escalation_to_xdp() {
 "#,
     );
     let tables = Arc::new(TablesJailer::new(FakeTables::default()));
-    struct J(Arc<TablesJailer<FakeTables>>);
-    impl Jailer for J {
-        fn jail(&self, ip: IpAddr, d: Duration) -> Result<(), crate::kernel::KernelError> {
-            self.0.jail(ip, d)
-        }
-    }
-    let e = Engine::with_jailer(
-        &[&set],
-        EngineConfig::default(),
-        Box::new(J(tables.clone())),
-    )
-    .unwrap();
+    let e =
+        Engine::with_jailer(&[&set], EngineConfig::default(), Box::new(tables.clone())).unwrap();
     let login = || get("/login").post("application/x-www-form-urlencoded", b"u=a&p=b");
     let respond = |tx: &mut Transaction, code: u16| {
         let (parts, ()) = http::Response::builder()
@@ -503,19 +492,9 @@ fn counting_expression_and_escalation_to_xdp() {
 #[test]
 fn jail_action_blocks_and_jails() {
     let tables = Arc::new(TablesJailer::new(FakeTables::default()));
-    struct J(Arc<TablesJailer<FakeTables>>);
-    impl Jailer for J {
-        fn jail(&self, ip: IpAddr, d: Duration) -> Result<(), crate::kernel::KernelError> {
-            self.0.jail(ip, d)
-        }
-    }
     let set = rules("  - id: 30\n    expression: 'http.request.uri.path eq \"/wp-login.php\"'\n    action: jail\n    duration: 120\n");
-    let e = Engine::with_jailer(
-        &[&set],
-        EngineConfig::default(),
-        Box::new(J(tables.clone())),
-    )
-    .unwrap();
+    let e =
+        Engine::with_jailer(&[&set], EngineConfig::default(), Box::new(tables.clone())).unwrap();
     assert!(get("/wp-login.php").blocked(&e));
     let denied = tables.with_tables(|t| t.denied.clone());
     assert_eq!(denied.len(), 1);

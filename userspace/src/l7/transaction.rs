@@ -286,27 +286,23 @@ impl Transaction {
                 }
                 "score"
             }
-            RuleAction::Block => {
+            RuleAction::Block | RuleAction::Jail { .. } => {
                 if enforce {
+                    if let RuleAction::Jail { seconds } = rule.action {
+                        let d = Duration::from_secs(seconds);
+                        self.shared.escalator.jail(self.client_ip, d);
+                    }
                     self.set_terminal(Decision::Block {
                         status: rule.status.unwrap_or(cfg.block_status),
                         body: cfg.block_body.clone(),
                         rule_id: rule.id,
                     });
                 }
-                "block"
-            }
-            RuleAction::Jail { seconds } => {
-                if enforce {
-                    let d = Duration::from_secs(*seconds);
-                    self.shared.escalator.jail(self.client_ip, d);
-                    self.set_terminal(Decision::Block {
-                        status: rule.status.unwrap_or(cfg.block_status),
-                        body: cfg.block_body.clone(),
-                        rule_id: rule.id,
-                    });
+                if matches!(rule.action, RuleAction::Jail { .. }) {
+                    "jail"
+                } else {
+                    "block"
                 }
-                "jail"
             }
             RuleAction::Route { target } => {
                 if enforce && !matches!(self.decision, Decision::Route { .. }) {
