@@ -2,6 +2,8 @@
 //! frame bytes. A field is absent exactly when the kernel cannot read it (no ports on ICMP, no
 //! TCP fields on UDP, nothing of L4 in a non-first fragment).
 
+use std::borrow::Cow;
+
 use rampart_common::{
     addr::as_v4,
     frag::FRAG_LATER,
@@ -30,7 +32,14 @@ pub fn datagram_end(p: &ParsedFields, frame: &[u8]) -> usize {
 }
 
 impl FieldSource for PacketView<'_> {
-    fn field(&self, f: Field) -> Option<Value> {
+    /// Packet values are small and built from the parse record: none is lent.
+    fn field(&self, f: Field) -> Option<Cow<'_, Value>> {
+        self.value(f).map(Cow::Owned)
+    }
+}
+
+impl PacketView<'_> {
+    fn value(&self, f: Field) -> Option<Value> {
         let p = self.parsed;
         if p.ip_version == 0 {
             return match f {

@@ -2,6 +2,8 @@
 //! tests, `concat`, the detectors `sqli`/`xss` (see [`super::detect`]), and `any`/`all` over
 //! arrays of bools.
 
+use std::borrow::Cow;
+
 use super::check::TExpr;
 use super::types::{Ty, Value};
 
@@ -133,42 +135,40 @@ impl Func {
         }
     }
 
-    /// Applies the function to evaluated arguments (`None`: an argument was absent).
-    pub fn apply(self, args: &[Value]) -> Option<Value> {
-        let bytes = |v: &Value| match v {
-            Value::Bytes(b) => Some(b.clone()),
-            _ => None,
-        };
+    /// Applies the function to evaluated arguments (`None`: an argument was absent). The
+    /// arguments are lent: only the result is built.
+    pub fn apply(self, args: &[&Value]) -> Option<Value> {
+        let arg = |i: usize| as_bytes(args[i]);
         Some(match self {
-            Func::Lower => Value::Bytes(bytes(&args[0])?.to_ascii_lowercase()),
-            Func::Upper => Value::Bytes(bytes(&args[0])?.to_ascii_uppercase()),
-            Func::UrlDecode => Value::Bytes(url_decode(&bytes(&args[0])?)),
-            Func::HtmlEntityDecode => Value::Bytes(html_entity_decode(&bytes(&args[0])?)),
-            Func::Base64Decode => Value::Bytes(base64_decode(&bytes(&args[0])?)),
-            Func::NormalizePath => Value::Bytes(normalize_path(&bytes(&args[0])?)),
-            Func::CompressWhitespace => Value::Bytes(compress_whitespace(&bytes(&args[0])?)),
+            Func::Lower => Value::Bytes(arg(0)?.to_ascii_lowercase()),
+            Func::Upper => Value::Bytes(arg(0)?.to_ascii_uppercase()),
+            Func::UrlDecode => Value::Bytes(url_decode(arg(0)?)),
+            Func::HtmlEntityDecode => Value::Bytes(html_entity_decode(arg(0)?)),
+            Func::Base64Decode => Value::Bytes(base64_decode(arg(0)?)),
+            Func::NormalizePath => Value::Bytes(normalize_path(arg(0)?)),
+            Func::CompressWhitespace => Value::Bytes(compress_whitespace(arg(0)?)),
             Func::RemoveNulls => {
-                Value::Bytes(bytes(&args[0])?.into_iter().filter(|b| *b != 0).collect())
+                Value::Bytes(arg(0)?.iter().copied().filter(|b| *b != 0).collect())
             }
-            Func::Len => Value::Int(match &args[0] {
+            Func::Len => Value::Int(match args[0] {
                 Value::Bytes(b) => b.len() as i64,
                 Value::Array(a) => a.len() as i64,
                 Value::Map(m) => m.len() as i64,
                 _ => return None,
             }),
-            Func::Sqli => Value::Bool(super::detect::sqli(as_bytes(&args[0])?)),
-            Func::Xss => Value::Bool(super::detect::xss(as_bytes(&args[0])?)),
-            Func::StartsWith => Value::Bool(bytes(&args[0])?.starts_with(&bytes(&args[1])?)),
-            Func::EndsWith => Value::Bool(bytes(&args[0])?.ends_with(&bytes(&args[1])?)),
+            Func::Sqli => Value::Bool(super::detect::sqli(arg(0)?)),
+            Func::Xss => Value::Bool(super::detect::xss(arg(0)?)),
+            Func::StartsWith => Value::Bool(arg(0)?.starts_with(arg(1)?)),
+            Func::EndsWith => Value::Bool(arg(0)?.ends_with(arg(1)?)),
             Func::Concat => {
                 let mut out = Vec::new();
                 for a in args {
-                    out.extend(bytes(a)?);
+                    out.extend_from_slice(as_bytes(a)?);
                 }
                 Value::Bytes(out)
             }
             Func::Any | Func::All => {
-                let Value::Array(items) = &args[0] else {
+                let Value::Array(items) = args[0] else {
                     return None;
                 };
                 let truth = items.iter().map(|v| matches!(v, Value::Bool(true)));
@@ -179,6 +179,23 @@ impl Func {
                 })
             }
         })
+    }
+
+    /// As [`apply`](Self::apply), but a transformation that would leave its argument unchanged
+    /// gives it back lent instead of copied.
+    pub fn apply_lent<'v>(self, args: &[&'v Value]) -> Option<Cow<'v, Value>> {
+        let unchanged = |b: &[u8]| match self {
+            Func::Lower => !b.iter().any(u8::is_ascii_uppercase),
+            Func::Upper => !b.iter().any(u8::is_ascii_lowercase),
+            Func::UrlDecode => !b.iter().any(|c| matches!(c, b'%' | b'+')),
+            Func::HtmlEntityDecode => !b.contains(&b'&'),
+            Func::RemoveNulls => !b.contains(&0),
+            _ => false,
+        };
+        match args {
+            [a @ Value::Bytes(b)] if unchanged(b) => Some(Cow::Borrowed(*a)),
+            _ => self.apply(args).map(Cow::Owned),
+        }
     }
 }
 
@@ -336,5 +353,36 @@ mod tests {
         assert_eq!(normalize_path(b"/../../etc/passwd"), b"/etc/passwd");
         assert_eq!(normalize_path(b""), b"/");
         assert_eq!(compress_whitespace(b"a \t\n b"), b"a b");
+    }
+
+    #[test]
+    fn lent_results_equal_built_ones() {
+        // Every string of up to 4 bytes over an alphabet holding each byte that can make a
+        // transformation change its input.
+        let alphabet = b"aZ%2+&;#x0 \0\t/.";
+        let mut inputs = vec![Vec::new()];
+        for len in 1..=4u32 {
+            for n in 0..alphabet.len().pow(len) {
+                let (mut n, mut s) = (n, Vec::new());
+                for _ in 0..len {
+                    s.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                inputs.push(s);
+            }
+        }
+        for f in Func::names()
+            .filter_map(Func::lookup)
+            .filter(|f| f.is_transform())
+        {
+            for input in &inputs {
+                let v = Value::Bytes(input.clone());
+                assert_eq!(
+                    f.apply_lent(&[&v]).map(Cow::into_owned),
+                    f.apply(&[&v]),
+                    "{f:?} of {input:?}"
+                );
+            }
+        }
     }
 }

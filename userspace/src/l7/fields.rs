@@ -4,8 +4,11 @@
 //! To tell the audit log *which* value matched, a field can be narrowed to one of its values
 //! (one array element or one map entry) and the rule evaluated again.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::net::IpAddr;
 
+use rampart_rules::lang::eval::{all_values, values_under};
 use rampart_rules::lang::{Field, FieldSource, Value};
 use rampart_rules::{Prefix, ScoreClass};
 
@@ -56,6 +59,25 @@ impl ResponseView {
     }
 }
 
+/// Field values built at most once per phase and lent to every rule that reads them: the
+/// request, its body and the response do not change during a phase. The scores, which change
+/// from rule to rule, are never kept.
+pub(crate) struct FieldCache {
+    /// `field` values, by field (`Field as usize`: its place in `Field::ALL`).
+    whole: [OnceCell<Option<Value>>; Field::ALL.len()],
+    /// `field[*]` values of map fields, by field.
+    all: [OnceCell<Option<Value>>; Field::ALL.len()],
+}
+
+impl Default for FieldCache {
+    fn default() -> FieldCache {
+        FieldCache {
+            whole: std::array::from_fn(|_| OnceCell::new()),
+            all: std::array::from_fn(|_| OnceCell::new()),
+        }
+    }
+}
+
 pub(crate) struct Env<'a> {
     pub req: &'a RequestView,
     pub body: Option<&'a BodyView>,
@@ -65,6 +87,8 @@ pub(crate) struct Env<'a> {
     pub response: Option<&'a ResponseView>,
     /// When set, this field shows only this value.
     pub narrow: Option<(Field, Value)>,
+    /// Where built values are kept for the next rule (`None`: built for each access).
+    pub cache: Option<&'a FieldCache>,
 }
 
 fn bytes(b: &[u8]) -> Value {
@@ -84,15 +108,74 @@ fn values(p: &Pairs) -> Value {
 }
 
 impl FieldSource for Env<'_> {
-    fn field(&self, f: Field) -> Option<Value> {
-        if let Some((nf, v)) = &self.narrow {
-            if *nf == f {
-                return Some(v.clone());
-            }
+    fn field(&self, f: Field) -> Option<Cow<'_, Value>> {
+        if let Some(v) = self.narrowed(f) {
+            return Some(Cow::Borrowed(v));
         }
+        let scalar = |v: Value| Some(Cow::Owned(v));
+        match f {
+            Field::IpSrc => scalar(Value::Ip(Prefix::from_ip(self.client_ip).addr)),
+            Field::WafScore => scalar(Value::Int(self.scores.total)),
+            Field::WafScoreSqli => scalar(Value::Int(self.scores.get(ScoreClass::Sqli))),
+            Field::WafScoreXss => scalar(Value::Int(self.scores.get(ScoreClass::Xss))),
+            Field::WafScoreRce => scalar(Value::Int(self.scores.get(ScoreClass::Rce))),
+            Field::WafScoreLfi => scalar(Value::Int(self.scores.get(ScoreClass::Lfi))),
+            Field::WafScoreProtocol => scalar(Value::Int(self.scores.get(ScoreClass::Protocol))),
+            Field::HttpResponseCode => scalar(Value::Int(i64::from(self.response?.status))),
+            _ => match self.cache {
+                Some(c) => c.whole[f as usize]
+                    .get_or_init(|| self.build(f))
+                    .as_ref()
+                    .map(Cow::Borrowed),
+                None => self.build(f).map(Cow::Owned),
+            },
+        }
+    }
+
+    fn field_key(&self, f: Field, key: &[u8]) -> Option<Value> {
+        if let Some(v) = self.narrowed(f) {
+            return match v {
+                Value::Map(e) => Some(values_under(e, key)),
+                _ => None,
+            };
+        }
+        let pairs = self.pairs(f)?;
+        Some(Value::Array(
+            pairs
+                .iter()
+                .filter(|(n, _)| n == key)
+                .map(|(_, v)| bytes(v))
+                .collect(),
+        ))
+    }
+
+    fn field_values(&self, f: Field) -> Option<Cow<'_, Value>> {
+        let Some(pairs) = self.pairs(f).filter(|_| self.narrowed(f).is_none()) else {
+            return all_values(self.field(f)?);
+        };
+        match self.cache {
+            Some(c) => c.all[f as usize]
+                .get_or_init(|| Some(values(pairs)))
+                .as_ref()
+                .map(Cow::Borrowed),
+            None => Some(Cow::Owned(values(pairs))),
+        }
+    }
+}
+
+impl Env<'_> {
+    /// The value `f` is narrowed to, if it is.
+    fn narrowed(&self, f: Field) -> Option<&Value> {
+        match &self.narrow {
+            Some((nf, v)) if *nf == f => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Builds the value of a request field (`None`: absent, or not a request field).
+    fn build(&self, f: Field) -> Option<Value> {
         let r = self.req;
         Some(match f {
-            Field::IpSrc => Value::Ip(Prefix::from_ip(self.client_ip).addr),
             Field::HttpHost => bytes(r.host.as_deref()?),
             Field::HttpMethod => bytes(&r.method),
             Field::HttpUri => bytes(&r.uri),
@@ -110,43 +193,12 @@ impl FieldSource for Env<'_> {
             Field::HttpVersion => bytes(r.version.as_bytes()),
             Field::HttpBodyRaw => bytes(self.body_raw),
             Field::HttpBodyForm => map(&self.body?.form),
-            Field::WafScore => Value::Int(self.scores.total),
-            Field::WafScoreSqli => Value::Int(self.scores.get(ScoreClass::Sqli)),
-            Field::WafScoreXss => Value::Int(self.scores.get(ScoreClass::Xss)),
-            Field::WafScoreRce => Value::Int(self.scores.get(ScoreClass::Rce)),
-            Field::WafScoreLfi => Value::Int(self.scores.get(ScoreClass::Lfi)),
-            Field::WafScoreProtocol => Value::Int(self.scores.get(ScoreClass::Protocol)),
-            Field::HttpResponseCode => Value::Int(i64::from(self.response?.status)),
             Field::HttpResponseHeaders => map(&self.response?.headers),
             // Packet fields other than the address are not known to HTTP rules (refused at load).
             _ => return None,
         })
     }
 
-    fn field_key(&self, f: Field, key: &[u8]) -> Option<Value> {
-        if matches!(&self.narrow, Some((nf, _)) if *nf == f) {
-            return match self.field(f)? {
-                Value::Map(e) => Some(Value::Array(
-                    e.into_iter()
-                        .filter(|(n, _)| n == key)
-                        .map(|(_, v)| v)
-                        .collect(),
-                )),
-                _ => None,
-            };
-        }
-        let pairs = self.pairs(f)?;
-        Some(Value::Array(
-            pairs
-                .iter()
-                .filter(|(n, _)| n == key)
-                .map(|(_, v)| bytes(v))
-                .collect(),
-        ))
-    }
-}
-
-impl Env<'_> {
     fn pairs(&self, f: Field) -> Option<&Pairs> {
         Some(match f {
             Field::HttpArgs => &self.req.args,
@@ -163,7 +215,7 @@ impl Env<'_> {
         let Some(whole) = self.field(f) else {
             return Vec::new();
         };
-        match whole {
+        match whole.into_owned() {
             Value::Array(items) => items
                 .into_iter()
                 .enumerate()

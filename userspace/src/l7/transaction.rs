@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_rules::lang::{eval_bool, FieldSource, Value};
+use rampart_rules::lang::{eval_bool, Field, FieldSource, Value};
 use rampart_rules::{Mode, RuleAction};
 
 use super::audit::{AuditEvent, RuleMatch};
@@ -16,7 +16,7 @@ use super::client_ip::{resolve, ClientIpSource};
 use super::compiled::{Compiled, CompiledRule, Phase};
 use super::decision::Decision;
 use super::engine::{ConnInfo, OverLimit, Shared};
-use super::fields::{Env, ResponseView, Scores};
+use super::fields::{Env, FieldCache, ResponseView, Scores};
 use super::ratelimit::RateVerdict;
 use super::request::RequestView;
 
@@ -219,7 +219,7 @@ impl Transaction {
         self.body_view = Some(view);
     }
 
-    fn env(&self, narrow: Option<(rampart_rules::lang::Field, Value)>) -> Env<'_> {
+    fn env(&self, narrow: Option<(Field, Value)>) -> Env<'_> {
         Env {
             req: &self.req,
             body: self.body_view.as_ref(),
@@ -228,6 +228,15 @@ impl Transaction {
             scores: &self.scores,
             response: self.response.as_ref(),
             narrow,
+            cache: None,
+        }
+    }
+
+    /// As [`env`](Self::env), with the field values built so far in this phase.
+    fn cached_env<'a>(&'a self, cache: &'a FieldCache, narrow: Option<(Field, Value)>) -> Env<'a> {
+        Env {
+            cache: Some(cache),
+            ..self.env(narrow)
         }
     }
 
@@ -244,18 +253,20 @@ impl Transaction {
 
     fn run(&mut self, phase: Phase) {
         let rules = self.rules.clone();
+        // The request does not change during a phase: its field values are built once.
+        let cache = FieldCache::default();
         for (i, rule) in rules.rules.iter().enumerate() {
             if self.stopped {
                 return;
             }
-            if rule.phase != phase || !eval_bool(&rule.expr, &self.env(None)) {
+            if rule.phase != phase || !eval_bool(&rule.expr, &self.cached_env(&cache, None)) {
                 continue;
             }
             rule.hits.fetch_add(1, Ordering::Relaxed);
             let enforce = rule.mode == Mode::Enforce;
             let action = self.apply(i, rule, enforce);
             if let Some(action) = action {
-                let evidence = self.evidence(rule);
+                let evidence = self.evidence(rule, &cache);
                 self.matches
                     .push(RuleMatch::new(rule, action, enforce, evidence));
             }
@@ -360,16 +371,18 @@ impl Transaction {
     }
 
     /// Which field value made the rule match: each field the rule reads is narrowed to one of
-    /// its values in turn until the rule still matches. Runs only on matches.
-    fn evidence(&self, rule: &CompiledRule) -> Option<(String, Value)> {
+    /// its values in turn until the rule still matches. Runs only on matches. The phase's
+    /// `cache` serves the fields not narrowed (a narrowed field never reads it).
+    fn evidence(&self, rule: &CompiledRule, cache: &FieldCache) -> Option<(String, Value)> {
         for f in &rule.fields {
-            for (label, v) in self.env(None).candidates(*f) {
-                if eval_bool(&rule.expr, &self.env(Some((*f, v.clone())))) {
+            for (label, v) in self.cached_env(cache, None).candidates(*f) {
+                if eval_bool(&rule.expr, &self.cached_env(cache, Some((*f, v.clone())))) {
                     return Some((label, v));
                 }
             }
         }
         let f = rule.fields.first()?;
-        Some((f.name().to_string(), self.env(None).field(*f)?))
+        let v = self.cached_env(cache, None).field(*f)?.into_owned();
+        Some((f.name().to_string(), v))
     }
 }
