@@ -58,8 +58,14 @@ impl ControlServer {
 
     /// Answers every pending request; never blocks on an idle socket.
     pub fn serve(&self, m: &mut Manager) {
+        self.serve_with(|words| generated_command(m, words));
+    }
+
+    /// Answers every pending request with `handle` (the request's words → reply text or why it
+    /// was refused); never blocks on an idle socket.
+    pub fn serve_with(&self, mut handle: impl FnMut(&[&str]) -> Result<String, String>) {
         while let Ok((stream, _)) = self.listener.accept() {
-            let _ = answer(stream, m);
+            let _ = answer(stream, &mut handle);
         }
     }
 }
@@ -79,15 +85,30 @@ fn parse_id(s: Option<&str>) -> Result<u32, String> {
     v.map_err(|_| format!("`{s}` is not a rule id"))
 }
 
-fn answer(stream: UnixStream, m: &mut Manager) -> std::io::Result<()> {
+fn answer(
+    stream: UnixStream,
+    handle: &mut impl FnMut(&[&str]) -> Result<String, String>,
+) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
     BufReader::new(&stream).take(4096).read_line(&mut line)?;
-    let mut words = line.split_whitespace();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let reply = handle(&words);
+    let mut w = &stream;
+    match reply {
+        Ok(text) => write!(w, "ok\n{text}"),
+        Err(why) => write!(w, "error\n{why}\n"),
+    }
+}
+
+/// The generated-rule requests: `list`, `explain ID`, `pin ID`, `unpin ID`, `delete ID`,
+/// `promote ID [NEW_ID]`, `pcap ID`.
+pub fn generated_command(m: &mut Manager, words: &[&str]) -> Result<String, String> {
+    let mut words = words.iter().copied();
     let cmd = words.next().unwrap_or("");
     let id = parse_id(words.next());
-    let reply: Result<String, String> = match cmd {
+    match cmd {
         "list" => Ok(m
             .rules()
             .iter()
@@ -141,11 +162,6 @@ fn answer(stream: UnixStream, m: &mut Manager) -> std::io::Result<()> {
         other => Err(format!(
             "unknown request `{other}` (list, explain, pin, unpin, delete, promote, pcap)"
         )),
-    };
-    let mut w = &stream;
-    match reply {
-        Ok(text) => write!(w, "ok\n{text}"),
-        Err(why) => write!(w, "error\n{why}\n"),
     }
 }
 

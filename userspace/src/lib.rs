@@ -4,10 +4,12 @@
 
 pub mod control;
 pub mod counters;
+pub mod daemon;
 pub mod detect;
 pub mod detector;
 pub mod kernel;
 pub mod l7;
 pub mod lab;
+pub mod proxy;
 pub mod rulesets;
 pub mod sampling;

@@ -34,6 +34,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the daemon: XDP, detector, L7 reverse proxy, metrics and control, from a config file.
+    Run {
+        #[arg(long, default_value = "/etc/rampart/rampart.toml")]
+        config: PathBuf,
+        /// Check the configuration and rules, then exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Send a request to a running daemon's control socket (e.g. `status`, `rules reload`,
+    /// `deny add 192.0.2.0/24 600`, `generated list`).
+    Ctl {
+        #[arg(long, default_value = rampart::daemon::DEFAULT_CONTROL_SOCKET)]
+        socket: PathBuf,
+        #[arg(required = true, num_args = 1..)]
+        request: Vec<String>,
+    },
+    /// A small HTTP origin for the lab and tests (answers with its name; `/healthz`; 401 on
+    /// `POST /login`), until SIGINT/SIGTERM.
+    Origin {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value = "origin")]
+        name: String,
+    },
     /// Load the program and attach it to interfaces; it stays attached after this command exits.
     Attach {
         #[arg(long = "iface", required = true)]
@@ -69,8 +93,16 @@ enum Cmd {
     },
     /// Counters per verdict reason and per rule.
     Stats,
-    /// Build a namespace lab, attach, send bounded legitimate and attack traffic, show counters.
-    Lab,
+    /// Build a namespace lab, attach, send bounded legitimate and attack traffic, show counters;
+    /// last, `rampart run` end to end under HTTP traffic, WAF payloads, brute force and a flood.
+    Lab {
+        /// Run only the HTTP phase (the daemon end to end).
+        #[arg(long)]
+        http_only: bool,
+        /// Seconds of traffic in the HTTP phase.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(8..=120))]
+        http_seconds: u64,
+    },
     /// Run the detector: fingerprint attacks from samples, drop them in XDP, expire the rules.
     Detect(cli_detect::DetectArgs),
     /// Generated rules of a running `rampart detect`: list, explain, pin, unpin, delete, promote, pcap.
@@ -134,8 +166,12 @@ fn parse_prefixes(items: &[String]) -> Result<Vec<Prefix>> {
 }
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The daemon logs through `tracing` (text or JSON, from its config); the rest through env_logger.
+    if !matches!(cli.cmd, Cmd::Run { .. }) {
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    }
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -222,7 +258,51 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Deny { op } => list_op(&cli.pin_dir, op, true)?,
         Cmd::Allow { op } => list_op(&cli.pin_dir, op, false)?,
-        Cmd::Lab => rampart::lab::run(rampart::lab::LabPlan::default())?,
+        Cmd::Lab {
+            http_only,
+            http_seconds,
+        } => rampart::lab::run(rampart::lab::LabPlan {
+            http_only,
+            http_duration: Duration::from_secs(http_seconds),
+            ..rampart::lab::LabPlan::default()
+        })?,
+        Cmd::Run { config, check } => {
+            if check {
+                let cfg = rampart::daemon::config::load(&config)?;
+                println!(
+                    "{}: ok ({} listeners, {} interfaces)",
+                    config.display(),
+                    cfg.listeners.len(),
+                    cfg.dataplane.interfaces.len()
+                );
+            } else {
+                rampart::daemon::run(&config)?
+            }
+        }
+        Cmd::Origin { addr, name } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let stop = async {
+                    let mut term =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                            .expect("signal handler");
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                };
+                rampart::lab::origin::serve(addr, &name, stop).await
+            })?
+        }
+        Cmd::Ctl { socket, request } => {
+            print!(
+                "{}",
+                rampart::control::request(&socket, &request.join(" "))?
+            )
+        }
         Cmd::Rules { op } => cli_rules::run(&cli.pin_dir, op)?,
         Cmd::Detect(args) => cli_detect::run(&cli.pin_dir, args)?,
         Cmd::Generated { request, control } => print!(

@@ -60,7 +60,7 @@ pub fn check_report(set: &RuleSet) -> String {
     out
 }
 
-fn action_name(a: &RuleAction) -> &'static str {
+pub fn action_name(a: &RuleAction) -> &'static str {
     match a {
         RuleAction::Drop => "drop",
         RuleAction::RateLimit { .. } => "rate_limit",

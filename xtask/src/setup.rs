@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use crate::build::{cmd, workspace_root};
 
 /// Debian packages: LLVM 22 for bpf-linker, bpftool and xdp-tools for the bench baseline,
-/// iproute2 for the namespace lab.
+/// iproute2 for the namespace lab, nginx and wrk for the proxy bench (npm: see `workerd`).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -17,7 +17,11 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "libelf-dev",
     "zlib1g-dev",
+    "nginx",
+    "wrk",
 ];
+/// Cloudflare's Workers runtime from the npm registry (the package ships the binary).
+const WORKERD_VERSION: &str = "1.20261117.1";
 const BPF_LINKER_VERSION: &str = "0.13";
 
 pub fn run() -> Result<()> {
@@ -25,7 +29,69 @@ pub fn run() -> Result<()> {
     step("rust-src for nightly", rust_src)?;
     step("bpf-linker", bpf_linker)?;
     step("bpffs mount", bpffs)?;
+    step("workerd", workerd)?;
     Ok(())
+}
+
+/// Where `workerd` is installed: `target/workerd/node_modules/.bin/workerd`.
+pub fn workerd_bin() -> std::path::PathBuf {
+    workspace_root().join("target/workerd/node_modules/.bin/workerd")
+}
+
+fn workerd() -> Result<String> {
+    let bin = workerd_bin();
+    if let Ok(o) = Command::new(&bin).arg("--version").output() {
+        if o.status.success() {
+            return Ok(format!(
+                "already installed ({})",
+                String::from_utf8_lossy(&o.stdout).trim()
+            ));
+        }
+    }
+    // A machine may carry its own Node.js with npm (Debian's `npm` conflicts with it): install
+    // Debian's only when there is no npm at all.
+    if Command::new("npm").arg("--version").output().is_err() {
+        cmd(
+            "apt-get",
+            &[
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "nodejs",
+                "npm",
+            ],
+        )
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status_ok()?;
+    }
+    let prefix = workspace_root().join("target/workerd");
+    std::fs::create_dir_all(&prefix).context("creating target/workerd")?;
+    let prefix = prefix.display().to_string();
+    let pkg = format!("workerd@{WORKERD_VERSION}");
+    cmd(
+        "npm",
+        &[
+            "install",
+            "--prefix",
+            &prefix,
+            "--no-audit",
+            "--no-fund",
+            &pkg,
+        ],
+    )
+    .status_ok()?;
+    let o = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !o.status.success() {
+        bail!("{} --version failed after npm install", bin.display());
+    }
+    Ok(format!(
+        "installed {}",
+        String::from_utf8_lossy(&o.stdout).trim()
+    ))
 }
 
 fn step(name: &str, f: fn() -> Result<String>) -> Result<()> {

@@ -52,6 +52,11 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 
 type AuditSink = Arc<dyn Fn(AuditEvent) + Send + Sync>;
 
+/// The client address the engine resolved (through trusted proxies), put into the request's
+/// extensions for the inner service, e.g. a proxy setting `X-Forwarded-For`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
 /// Wraps services with the engine.
 #[derive(Clone)]
 pub struct RampartLayer {
@@ -141,6 +146,7 @@ where
                 }));
             }
             parts.extensions.insert(decision);
+            parts.extensions.insert(ClientIp(tx.client_ip()));
             let resp = inner.call(Request::from_parts(parts, body)).await?;
             let (rparts, rbody) = resp.into_parts();
             tx.on_response(&rparts);

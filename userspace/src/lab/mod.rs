@@ -1,13 +1,23 @@
 //! The namespace lab behind `rampart lab` (the README's main command): namespaces for a client,
 //! an attacker and the edge, the XDP program attached natively on the edge, bounded traffic, and
-//! the counters that show what was dropped where.
+//! the counters that show what was dropped where; then `rampart run` end to end under HTTP
+//! traffic and attacks ([`http`]).
 
 pub mod attacks;
 pub mod frames;
+pub mod http;
+mod http_clients;
+pub mod http_payloads;
+pub mod http_report;
+mod http_setup;
 pub mod netns;
+pub mod origin;
 pub mod replay;
 mod run;
 pub mod scenario;
 pub mod traffic;
+pub mod workerd;
 
-pub use run::{run, LabPlan, LabRunError};
+pub use http::{run_http_phase, HttpLabError, HttpPlan};
+pub use http_report::HttpReport;
+pub use run::{catch_interrupts, interrupted, run, LabPlan, LabRunError};

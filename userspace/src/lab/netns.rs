@@ -50,6 +50,13 @@ impl Netns {
         Ok(ns)
     }
 
+    /// A handle to an existing namespace that is not deleted on drop.
+    pub fn named(name: &str) -> Borrowed {
+        Borrowed {
+            name: name.to_string(),
+        }
+    }
+
     /// `ip -n <ns> ...`
     pub fn ip(&self, args: &[&str]) -> Result<String, LabError> {
         let mut a = vec!["-n", self.name.as_str()];
@@ -59,19 +66,35 @@ impl Netns {
 
     /// Runs `f` on a thread that has entered this namespace (setns affects only that thread).
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                enter_thread(&self.name)?;
-                Ok(f())
-            })
-            .join()
-            .unwrap_or_else(|_| {
-                Err(LabError::Io {
-                    what: "lab thread panicked".into(),
-                    source: std::io::Error::other("panic"),
-                })
+        enter_named(&self.name, f)
+    }
+}
+
+fn enter_named<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_thread(name)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(LabError::Io {
+                what: "lab thread panicked".into(),
+                source: std::io::Error::other("panic"),
             })
         })
+    })
+}
+
+/// An existing namespace this process did not create (kept on drop).
+pub struct Borrowed {
+    pub name: String,
+}
+
+impl Borrowed {
+    /// As [`Netns::enter`].
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
+        enter_named(&self.name, f)
     }
 }
 

@@ -1,4 +1,4 @@
-//! `rampart lab`: builds the lab, attaches the program, and runs two phases, every step bounded
+//! `rampart lab`: builds the lab, attaches the program, and runs three phases, every step bounded
 //! in count and time:
 //!
 //! 1. **Operator rules**: hand-written rules, a denied source and bounded UDP traffic; the
@@ -8,17 +8,24 @@
 //!    attack (fingerprints, coverage, collateral, time to mitigate, expiry). Fragment floods are
 //!    reported as they are: a generated rule cannot drop non-first fragments; the fragment policy
 //!    can, and the lab shows it.
+//! 3. **HTTP** ([`super::http`]): `rampart run` on an edge of its own, in front of two origins and
+//!    workerd; legitimate clients, WAF payloads, a login brute force and a flood; the report
+//!    shows what each layer did.
 //!
 //! Checks at the end; any failure makes the lab exit non-zero with the reasons. The namespaces
-//! are deleted on every path (on drop), after the program is detached.
+//! are deleted on every path (on drop), after the program is detached. SIGINT or SIGTERM stop
+//! the lab at the next step (the current attack or second of traffic ends first) and clean up; a
+//! second one aborts at once.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rampart_common::Reason;
 use rampart_rules::xdp::{compile, one, range, Action, RuleSpec};
 
 use super::attacks::AttackKind;
+use super::http::{run_http_phase, HttpLabError, HttpPlan};
 use super::netns::{add_addr, static_neighbor, Netns};
 use super::scenario::{
     fragment_policy_demo, loop_config, run_scenario, spoofed_sources, FragPolicyResult, LabNet,
@@ -40,8 +47,39 @@ pub enum LabRunError {
     Detect(#[from] DetectError),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    Http(#[from] HttpLabError),
     #[error("the lab did not behave: {0}")]
     Check(String),
+    #[error("interrupted; the lab's namespaces were removed")]
+    Interrupted,
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(sig: libc::c_int) {
+    // A second signal means "now": back to the default action, which ends the process.
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: signal(2) and raise(3) are async-signal-safe.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+}
+
+/// Makes SIGINT and SIGTERM set the flag [`interrupted`] reads, so the lab stops at its next
+/// step and its drops clean up (the default action would leave namespaces and pins behind).
+pub fn catch_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls async-signal-safe functions.
+        unsafe { libc::signal(sig, on_interrupt as *const () as libc::sighandler_t) };
+    }
+}
+
+/// Whether SIGINT or SIGTERM came since [`catch_interrupts`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// What the lab sends; every count is bounded.
@@ -58,6 +96,10 @@ pub struct LabPlan {
     pub legit_pps: u32,
     /// Frames of the fragment flood sent with `frag_policy = drop`.
     pub frag_policy_packets: u32,
+    /// Run the HTTP phase only.
+    pub http_only: bool,
+    /// How long the HTTP phase's traffic runs.
+    pub http_duration: Duration,
 }
 
 impl Default for LabPlan {
@@ -71,6 +113,8 @@ impl Default for LabPlan {
             attack_pps: 25_000,
             legit_pps: 400,
             frag_policy_packets: 25_000,
+            http_only: false,
+            http_duration: Duration::from_secs(20),
         }
     }
 }
@@ -99,21 +143,41 @@ fn lab_rules() -> Vec<RuleSpec> {
 
 pub fn run(plan: LabPlan) -> Result<(), LabRunError> {
     let started = Instant::now();
-    println!("lab: creating namespaces rampart-lab-{{client,attacker,edge}}");
-    // Declared before any data plane: locals drop in reverse order, so on every path the
-    // program is detached before the namespaces are deleted.
-    let net = LabNet::create("rampart-lab")?;
-    add_addr(&net.attacker, "a0", "10.214.2.66/24")?;
-    static_neighbor(&net.edge, "ea0", "10.214.2.66", "02:00:00:00:00:66")?;
-
-    let mut failed = operator_phase(&net, &plan)?;
-    failed.extend(detector_phase(&net, &plan)?);
-
-    drop(net);
-    println!(
-        "lab: detached; namespaces removed ({:.0} s in all)",
-        started.elapsed().as_secs_f64()
-    );
+    let http = HttpPlan {
+        duration: plan.http_duration,
+        ..HttpPlan::default()
+    };
+    // The last phase needs workerd: say so before the first phase, not minutes later.
+    if !http.workerd_bin.is_file() {
+        return Err(HttpLabError::WorkerdMissing(http.workerd_bin).into());
+    }
+    catch_interrupts();
+    let mut failed = Vec::new();
+    if !plan.http_only {
+        println!("lab: creating namespaces rampart-lab-{{client,attacker,edge}}");
+        // Declared before any data plane: locals drop in reverse order, so on every path the
+        // program is detached before the namespaces are deleted.
+        let net = LabNet::create("rampart-lab")?;
+        add_addr(&net.attacker, "a0", "10.214.2.66/24")?;
+        static_neighbor(&net.edge, "ea0", "10.214.2.66", "02:00:00:00:00:66")?;
+        failed.extend(operator_phase(&net, &plan)?);
+        if !interrupted() {
+            failed.extend(detector_phase(&net, &plan)?);
+        }
+        drop(net);
+        println!("lab: detached; namespaces rampart-lab-* removed");
+    }
+    if !interrupted() {
+        match http_phase(&http) {
+            Ok(f) => failed.extend(f),
+            Err(LabRunError::Http(HttpLabError::Interrupted)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if interrupted() {
+        return Err(LabRunError::Interrupted);
+    }
+    println!("lab: done in {:.0} s", started.elapsed().as_secs_f64());
     if !failed.is_empty() {
         return Err(LabRunError::Check(failed.join("; ")));
     }
@@ -279,6 +343,9 @@ fn detector_phase(net: &LabNet, plan: &LabPlan) -> Result<Vec<String>, LabRunErr
     let mut results = Vec::new();
     let mut frag: Option<FragPolicyResult> = None;
     for (i, kind) in AttackKind::ALL.into_iter().enumerate() {
+        if interrupted() {
+            break;
+        }
         let mut sc = Scenario::new(kind);
         sc.attack_packets = plan.attack_packets;
         sc.attack_pps = plan.attack_pps;
@@ -335,6 +402,24 @@ fn detector_phase(net: &LabNet, plan: &LabPlan) -> Result<Vec<String>, LabRunErr
             "lab: phase 2 OK: every attack but the fragment flood was fingerprinted and dropped by a \
              generated rule that then expired; the fragment policy dropped the fragment flood; no \
              legitimate datagram was lost"
+        );
+    }
+    Ok(failed)
+}
+
+/// Phase 3: the daemon end to end. Returns the checks that failed.
+fn http_phase(plan: &HttpPlan) -> Result<Vec<String>, LabRunError> {
+    println!(
+        "\nlab: phase 3: HTTP: `rampart run` on an edge (XDP, detector, WAF, rate limits, reverse \
+         proxy) in front of two origins and workerd"
+    );
+    let report = run_http_phase(plan, |line| println!("  {line}"))?;
+    println!("\n{}", report.render());
+    let failed = report.failures();
+    if failed.is_empty() {
+        println!(
+            "lab: phase 3 OK: legitimate requests served, every payload blocked by the WAF, the \
+             brute force rate limited and jailed in XDP, the flood dropped by a generated rule"
         );
     }
     Ok(failed)

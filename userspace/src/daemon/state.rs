@@ -1,0 +1,422 @@
+//! The running daemon's shared state: configuration, engine, proxy, data-plane handle, audit
+//! log, and what reload and the control socket do with them.
+
+use std::io::{LineWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rampart_rules::RuleSet;
+
+use super::config::{self, Config, LogConfig};
+use super::config::{parse_prefixes, ListenerConfig};
+use super::kernel_side::{xdp_entries, KernelHandle, KernelThread};
+use super::DaemonError;
+use crate::control::ControlServer;
+use crate::l7::tower::RampartLayer;
+use crate::l7::{AuditEvent, AuditWriter, Engine};
+use crate::proxy::{serve, Proxy, ServeOptions, ServeStats};
+use tower_layer::Layer;
+
+type Audit = AuditWriter<Box<dyn Write + Send>>;
+
+pub struct Daemon {
+    pub config_path: PathBuf,
+    config: Mutex<Config>,
+    pub engine: Engine,
+    /// `None` when no listener is configured.
+    pub proxy: Option<Proxy>,
+    serve_stats: Mutex<Vec<(std::net::SocketAddr, Arc<ServeStats>)>>,
+    pub kernel: Option<KernelHandle>,
+    audit: Option<Audit>,
+    rules: Mutex<Vec<RuleSet>>,
+    control_stop: Arc<AtomicBool>,
+    control_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Logs through `tracing` (text or JSON lines); `log` records from libraries are bridged.
+pub fn init_logging(cfg: &LogConfig) {
+    let level: tracing::Level = cfg.level.parse().unwrap_or(tracing::Level::INFO);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr);
+    // A second init (tests, reload) keeps the first subscriber.
+    let _ = if cfg.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The rule sets the engine runs: the site's file, then the default WAF rules if enabled.
+fn rule_sets(
+    cfg: &Config,
+    path: &std::path::Path,
+) -> Result<Vec<RuleSet>, rampart_rules::RuleError> {
+    let mut sets = Vec::new();
+    if let Some(p) = cfg.rules_path(&super::config_dir(path)) {
+        sets.push(rampart_rules::load_file(&p)?);
+    }
+    if cfg.l7.default_rules {
+        sets.push(rampart_rules::default_waf());
+    }
+    Ok(sets)
+}
+
+impl Daemon {
+    pub fn start(
+        config_path: PathBuf,
+        cfg: Config,
+    ) -> Result<(Arc<Daemon>, Option<KernelThread>), DaemonError> {
+        let sets = rule_sets(&cfg, &config_path)?;
+        let engine_cfg = cfg
+            .engine_config()
+            .map_err(|why| config::ConfigError::Invalid {
+                path: config_path.clone(),
+                why,
+            })?;
+        let kernel = if cfg.dataplane.interfaces.is_empty() {
+            log::info!("no interfaces configured: XDP not attached (L7 only)");
+            None
+        } else {
+            let entries = xdp_entries(cfg.rules_path(&super::config_dir(&config_path)).as_deref())?;
+            let k = KernelThread::start(&cfg, entries)?;
+            log::info!("XDP attached to {}", cfg.dataplane.interfaces.join(", "));
+            Some(k)
+        };
+        let refs: Vec<&RuleSet> = sets.iter().collect();
+        let engine = match &kernel {
+            Some(k) => Engine::with_jailer(&refs, engine_cfg, Box::new(k.handle.jailer()))?,
+            None => Engine::new(&refs, engine_cfg)?,
+        };
+        let proxy = if cfg.listeners.is_empty() {
+            None
+        } else {
+            Some(Proxy::new(&cfg.proxy)?)
+        };
+        let audit = match &cfg.l7.audit_log {
+            None => None,
+            Some(p) if p.as_os_str() == "-" => Some(AuditWriter::new(
+                Box::new(std::io::stdout()) as Box<dyn Write + Send>
+            )),
+            Some(p) => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(super::io(format!("audit log {}", p.display())))?;
+                Some(AuditWriter::new(
+                    Box::new(LineWriter::new(f)) as Box<dyn Write + Send>
+                ))
+            }
+        };
+        let control = ControlServer::bind(&cfg.control.socket)?;
+        let daemon = Arc::new(Daemon {
+            config_path,
+            config: Mutex::new(cfg),
+            engine,
+            proxy,
+            serve_stats: Mutex::new(Vec::new()),
+            kernel: kernel.as_ref().map(|k| k.handle.clone()),
+            audit,
+            rules: Mutex::new(sets),
+            control_stop: Arc::new(AtomicBool::new(false)),
+            control_thread: Mutex::new(None),
+        });
+        let d = daemon.clone();
+        let stop = daemon.control_stop.clone();
+        let t = std::thread::Builder::new()
+            .name("rampart-control".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    control.serve_with(|words| d.control(words));
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+            })
+            .map_err(super::io("starting the control thread"))?;
+        *daemon
+            .control_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(t);
+        Ok((daemon, kernel))
+    }
+
+    pub fn config(&self) -> Config {
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn stop_control(&self) {
+        self.control_stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self
+            .control_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = t.join();
+        }
+    }
+
+    pub fn audit(&self, e: &AuditEvent) {
+        if let Some(a) = &self.audit {
+            if let Err(err) = a.write(e) {
+                log::warn!("audit log write failed: {err}");
+            }
+        }
+    }
+
+    /// Re-reads the configuration and the rules; applies them only when all of it is valid.
+    /// Listener, proxy-pool and engine-setting changes need a restart (said in the reply).
+    pub fn reload(&self) -> Result<String, String> {
+        let cfg = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let sets = rule_sets(&cfg, &self.config_path).map_err(|e| e.to_string())?;
+        let refs: Vec<&RuleSet> = sets.iter().collect();
+        self.engine.swap_rules(&refs).map_err(|e| e.to_string())?;
+        let mut msg = String::new();
+        if let Some(k) = &self.kernel {
+            let entries = sets
+                .first()
+                .filter(|_| cfg.dataplane.rules.is_some())
+                .map(|s| s.xdp_entries.clone())
+                .unwrap_or_default();
+            msg.push_str(&k.load_rules(entries)?);
+        }
+        let l7 = sets.iter().map(|s| s.l7_rules().count()).sum::<usize>();
+        msg.push_str(&format!("{l7} HTTP rules running\n"));
+        let old = self.config();
+        let mut restart = Vec::new();
+        if format!("{:?}", old.listeners) != format!("{:?}", cfg.listeners) {
+            restart.push("listeners");
+        }
+        if format!("{:?}", old.proxy) != format!("{:?}", cfg.proxy) {
+            restart.push("proxy");
+        }
+        if format!("{:?}", old.l7) != format!("{:?}", cfg.l7) {
+            restart.push("l7 settings");
+        }
+        if format!("{:?}", old.dataplane.interfaces) != format!("{:?}", cfg.dataplane.interfaces) {
+            restart.push("interfaces");
+        }
+        if !restart.is_empty() {
+            msg.push_str(&format!(
+                "changed {}: takes effect on restart\n",
+                restart.join(", ")
+            ));
+        }
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = sets;
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
+        Ok(msg)
+    }
+
+    /// A control-socket request.
+    pub fn control(&self, words: &[&str]) -> Result<String, String> {
+        match words {
+            ["status"] => Ok(self.status()),
+            ["rules", "reload"] => self.reload(),
+            ["rules", "list"] => Ok(self.rules_list()),
+            [first, ..] if ["deny", "allow", "generated", "counters"].contains(first) => {
+                match &self.kernel {
+                    Some(k) => k.control(words.iter().map(|s| s.to_string()).collect()),
+                    None => Err("XDP is not attached in this configuration".into()),
+                }
+            }
+            _ => Err(format!(
+                "unknown request `{}` (status, rules list|reload, deny add|remove|list, allow add|remove|list, generated list|explain|pin|unpin|delete|promote|pcap, counters)",
+                words.join(" ")
+            )),
+        }
+    }
+
+    fn rules_list(&self) -> String {
+        let rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        for set in rules.iter() {
+            for r in &set.rules {
+                out.push_str(&format!(
+                    "{:>7}  {:<6} {:<9} {:<24} {}\n",
+                    r.id,
+                    match r.target {
+                        rampart_rules::Target::L7 => "http",
+                        rampart_rules::Target::Xdp { .. } => "xdp",
+                    },
+                    crate::rulesets::action_name(&r.action),
+                    r.reference.as_deref().unwrap_or("-"),
+                    set.file
+                ));
+            }
+        }
+        out
+    }
+
+    pub fn status(&self) -> String {
+        let s = self.engine.stats();
+        let cfg = self.config();
+        let mut out = format!(
+            "config {}\nrules {}\nhttp: {} requests, {} blocked, {} rate limited, {} routed\n",
+            self.config_path.display(),
+            s.rules_file,
+            s.requests,
+            s.blocked,
+            s.rate_limited,
+            s.routed
+        );
+        for l in &cfg.listeners {
+            out.push_str(&format!("listener {}\n", l.addr));
+        }
+        let pools = self
+            .proxy
+            .as_ref()
+            .map(|p| p.stats().pools)
+            .unwrap_or_default();
+        for p in pools {
+            for o in &p.origins {
+                out.push_str(&format!(
+                    "pool {} origin {} {}\n",
+                    p.name,
+                    o.origin,
+                    if o.healthy { "up" } else { "down" }
+                ));
+            }
+        }
+        match self.kernel.as_ref().and_then(|k| k.state()) {
+            Some(k) => {
+                for a in &k.attached {
+                    out.push_str(&format!("xdp {} ({})\n", a.iface, a.mode));
+                }
+                if let Some(c) = &k.counters {
+                    out.push_str(&format!(
+                        "xdp: {} packets, {} dropped; {} deny entries; {} jailed\n",
+                        c.packets(),
+                        c.dropped(),
+                        k.deny_entries,
+                        k.jails
+                    ));
+                }
+                out.push_str(&format!("generated rules live: {}\n", k.generated.len()));
+            }
+            None => out.push_str("xdp: not attached\n"),
+        }
+        out
+    }
+
+    /// Serves one listener: the engine in front of the proxy, until `shutdown`.
+    pub async fn listen(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        l: ListenerConfig,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let Some(proxy) = self.proxy.clone() else {
+            return;
+        };
+        let d = self.clone();
+        let svc = RampartLayer::new(self.engine.clone())
+            .on_audit(move |e| d.audit(&e))
+            .layer(proxy);
+        let peers =
+            parse_prefixes(&l.proxy_protocol_from, "proxy_protocol_from").unwrap_or_default();
+        let stats = Arc::new(ServeStats::default());
+        self.serve_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((l.addr, stats.clone()));
+        let opts = ServeOptions {
+            proxy_protocol: !peers.is_empty(),
+            trusted_proxy_protocol_peers: peers,
+            shutdown_grace: Duration::from_secs(10),
+            stats,
+            ..ServeOptions::default()
+        };
+        serve(listener, svc, opts, shutdown).await;
+    }
+
+    /// Serves `/metrics` (Prometheus text) and `/healthz` until `shutdown`.
+    pub async fn serve_metrics(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        use http_body_util::Full;
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                () = &mut shutdown => return,
+                a = listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                },
+            };
+            let d = self.clone();
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let d = d.clone();
+                    async move {
+                        let (status, body) = match req.uri().path() {
+                            "/metrics" => {
+                                let text = tokio::task::spawn_blocking(move || d.metrics())
+                                    .await
+                                    .unwrap_or_default();
+                                (200, text)
+                            }
+                            "/healthz" => (200, "ok\n".to_string()),
+                            _ => (404, "not found: try /metrics\n".to_string()),
+                        };
+                        let resp = http::Response::builder()
+                            .status(status)
+                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                            .body(Full::new(bytes::Bytes::from(body)));
+                        resp.map_err(|e| std::io::Error::other(e.to_string()))
+                    }
+                });
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    }
+
+    /// The Prometheus exposition.
+    pub fn metrics(&self) -> String {
+        let mut e = super::metrics::Exposition::default();
+        if let Some(k) = self.kernel.as_ref().and_then(|k| k.state()) {
+            super::metrics::kernel(&mut e, &k);
+        }
+        super::metrics::engine(&mut e, &self.engine.stats());
+        if let Some(p) = &self.proxy {
+            super::metrics::proxy(&mut e, &p.stats());
+        }
+        e.family(
+            "rampart_listener_connections_total",
+            "counter",
+            "Connections accepted per listener.",
+        );
+        for (addr, s) in self
+            .serve_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let c = s.snapshot();
+            let a = addr.to_string();
+            e.sample(
+                "rampart_listener_connections_total",
+                &[("listener", &a)],
+                c.accepted as f64,
+            );
+            e.sample(
+                "rampart_listener_proxy_header_errors_total",
+                &[("listener", &a)],
+                c.proxy_header_errors as f64,
+            );
+        }
+        super::metrics::process(&mut e);
+        e.finish()
+    }
+}

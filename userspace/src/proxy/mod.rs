@@ -1,0 +1,166 @@
+//! The reverse proxy: origin pools with balancing, active and passive health checks, retries
+//! and timeouts, as a `tower::Service` that goes behind [`crate::l7::tower::RampartLayer`];
+//! and [`serve`], the HTTP/1.1 + h2c listener with PROXY protocol and graceful shutdown.
+//!
+//! The engine's `route` decision (a [`crate::l7::Decision::Route`] request extension) picks
+//! the pool; without one the default pool serves. Bodies stream both ways. Failures come back
+//! as plain-text answers: 502 naming the pool and the reason (connect failures on every
+//! candidate, no healthy origin, a route target that names no pool), 504 when an origin sends
+//! no response head in time.
+//!
+//! ```no_run
+//! use rampart::l7::{tower::RampartLayer, Engine, EngineConfig};
+//! use rampart::proxy::{serve, Proxy, ProxyConfig, ServeOptions};
+//! use tower_layer::Layer;
+//!
+//! # async fn run(config: ProxyConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! let proxy = Proxy::new(&config)?;
+//! let checks = proxy.spawn_health_checks(std::future::pending());
+//! let engine = Engine::new(&[&rampart_rules::default_waf()], EngineConfig::default())?;
+//! let app = RampartLayer::new(engine).layer(proxy.clone());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! serve(listener, app, ServeOptions::default(), std::future::pending()).await;
+//! # drop(checks);
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod config;
+mod forward;
+mod headers;
+mod health;
+mod pool;
+mod server;
+mod stats;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{combinators::UnsyncBoxBody, Empty};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower_service::Service;
+
+use crate::l7::tower::BoxError;
+use body::Outgoing;
+use pool::Pool;
+
+pub use config::{Balance, HealthConfig, PoolConfig, ProxyConfig, ProxyError, Timeouts};
+pub use server::{serve, ServeCounts, ServeOptions, ServeStats};
+pub use stats::{ErrorCounts, Histogram, OriginStats, PoolStats, ProxyStats, LATENCY_BUCKETS};
+
+/// The response body of a [`Proxy`]: the origin's body streamed, or the proxy's own text.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The reverse proxy. Cheap to clone: clones share pools, connections and counters.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pools: Vec<Pool>,
+    by_name: HashMap<String, usize>,
+    default_pool: usize,
+    client: Client<HttpConnector, Outgoing>,
+    /// Fresh connection per check: a check proves the origin still accepts connections.
+    health_client: Client<HttpConnector, Empty<Bytes>>,
+    via: String,
+    retries: u32,
+    response_header_timeout: Duration,
+    unknown_target: AtomicU64,
+}
+
+impl Inner {
+    fn pool(&self, name: &str) -> Option<&Pool> {
+        self.by_name.get(name).map(|&i| &self.pools[i])
+    }
+}
+
+impl Proxy {
+    /// Builds the pools and the origin client. Needs no runtime; requests and health checks do.
+    ///
+    /// # Errors
+    /// An invalid configuration (see [`ProxyConfig::validate`]).
+    pub fn new(config: &ProxyConfig) -> Result<Proxy, ProxyError> {
+        let valid = config.validated()?;
+        let t = &config.timeouts;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_millis(t.connect_ms)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_millis(t.idle_ms))
+            .pool_max_idle_per_host(config.max_idle_per_origin)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector.clone());
+        let health_client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .timer(TokioTimer::new())
+            .build(connector);
+        let pools: Vec<Pool> = valid
+            .pools
+            .into_iter()
+            .map(|(cfg, addrs)| Pool::new(&cfg, addrs))
+            .collect();
+        let by_name = pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i))
+            .collect();
+        Ok(Proxy {
+            inner: Arc::new(Inner {
+                pools,
+                by_name,
+                default_pool: valid.default_pool,
+                client,
+                health_client,
+                via: config.via.clone(),
+                retries: config.retries,
+                response_header_timeout: Duration::from_millis(t.response_header_ms),
+                unknown_target: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// A snapshot of every pool's and origin's counters.
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            pools: self.inner.pools.iter().map(Pool::stats).collect(),
+            unknown_target: self.inner.unknown_target.load(Relaxed),
+        }
+    }
+}
+
+impl<B> Service<Request<B>> for Proxy
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ProxyBody>;
+    /// Failures are answers (502/504), never errors.
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move { Ok(forward::forward(inner, req).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests;
