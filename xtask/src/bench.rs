@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the XDP per-packet bench beside xdp-filter and the floor (root), the rule
 //! file scale bench, the detector bench (root: attacks in namespaces), the WAF corpus report, the
-//! host criterion benches (rules, L7 engine), and a bounded fuzz run of the rule parser. Every figure comes from a run that checked its own
+//! reverse proxy beside nginx under wrk (and a 60 s soak), the host criterion benches (rules, L7
+//! engine), and a bounded fuzz run of the rule parser. Every figure comes from a run that checked its own
 //! result.
 
 use anyhow::Result;
@@ -12,7 +13,15 @@ pub fn run(repeat: u32) -> Result<()> {
     build::ebpf()?;
     build::cmd(
         "cargo",
-        &["build", "--release", "-p", "rampart-benches", "--bins"],
+        &[
+            "build",
+            "--release",
+            "-p",
+            "rampart",
+            "-p",
+            "rampart-benches",
+            "--bins",
+        ],
     )
     .status_ok()?;
     build::cmd(
@@ -25,6 +34,12 @@ pub fn run(repeat: u32) -> Result<()> {
     build::cmd("target/release/detector-bench", &[]).status_ok()?;
     // Detection and false-positive rates of the default WAF rules on the libinjection lists.
     build::cmd("target/release/waf-report", &[]).status_ok()?;
+    // The reverse proxy beside nginx under wrk, then 60 s at saturation (memory sampled).
+    build::cmd(
+        "target/release/proxy-bench",
+        &["--seconds", "10", "--soak", "60"],
+    )
+    .status_ok()?;
     // Host criterion benches: rule compile/eval, and the L7 engine (per request, 64 KiB form
     // body, rate-limit check at 1M keys).
     for bench in ["rules", "l7"] {
