@@ -57,10 +57,12 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
 pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     let cfg = config::load(config_path)?;
     state::init_logging(&cfg.log);
+    // The main runtime runs signals, reload, metrics and health checks; requests are served
+    // by one single-threaded runtime per core (see `listen_threads`).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .worker_threads(2)
-        .thread_name("rampart-io")
+        .worker_threads(1)
+        .thread_name("rampart-main")
         .build()
         .map_err(io("starting the runtime"))?;
     let (daemon, kernel) = Daemon::start(config_path.to_path_buf(), cfg)?;
@@ -85,17 +87,7 @@ async fn serve(daemon: Arc<Daemon>) -> Result<(), DaemonError> {
         p.spawn_health_checks(stopped());
     }
     let mut tasks = Vec::new();
-    for l in &daemon.config().listeners {
-        let listener = tokio::net::TcpListener::bind(l.addr)
-            .await
-            .map_err(io(format!("listening on {}", l.addr)))?;
-        log::info!("proxy listening on {}", l.addr);
-        tasks.push(tokio::spawn(daemon.clone().listen(
-            listener,
-            l.clone(),
-            stopped(),
-        )));
-    }
+    let servers = listen_threads(&daemon, &stopped)?;
     if let Some(addr) = daemon.config().metrics.addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -128,7 +120,110 @@ async fn serve(daemon: Arc<Daemon>) -> Result<(), DaemonError> {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
+    tokio::task::spawn_blocking(move || {
+        for s in servers {
+            let _ = s.join();
+        }
+    })
+    .await
+    .ok();
     Ok(())
+}
+
+/// A listening socket with SO_REUSEPORT, so each serving thread has its own and the kernel
+/// spreads connections over them. Needs the thread's runtime.
+fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+/// One thread per core, each with a single-threaded runtime serving every listener: a request
+/// is read, checked, forwarded and answered without crossing threads (as nginx's workers are).
+/// Returns once every thread has bound its sockets, or the first bind error.
+fn listen_threads<F, Fut>(
+    daemon: &Arc<Daemon>,
+    stopped: &F,
+) -> Result<Vec<std::thread::JoinHandle<()>>, DaemonError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listeners = daemon.config().listeners;
+    if listeners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let mut threads = Vec::new();
+    for i in 0..workers {
+        let (d, cfgs, ready) = (daemon.clone(), listeners.clone(), ready_tx.clone());
+        let stops: Vec<Fut> = cfgs.iter().map(|_| stopped()).collect();
+        let t = std::thread::Builder::new()
+            .name(format!("rampart-io-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready.send(Err(io("starting a serving runtime")(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut bound = Vec::new();
+                    for c in &cfgs {
+                        match reuseport_listener(c.addr) {
+                            Ok(l) => bound.push(l),
+                            Err(e) => {
+                                let _ = ready.send(Err(io(format!("listening on {}", c.addr))(e)));
+                                return;
+                            }
+                        }
+                    }
+                    let _ = ready.send(Ok(()));
+                    let serving = bound
+                        .into_iter()
+                        .zip(cfgs)
+                        .zip(stops)
+                        .map(|((l, c), stop)| d.clone().listen(l, c, stop));
+                    futures_join_all(serving).await;
+                });
+            })
+            .map_err(io("starting a serving thread"))?;
+        threads.push(t);
+    }
+    drop(ready_tx);
+    for _ in 0..workers {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => break,
+        }
+    }
+    for l in &listeners {
+        log::info!("proxy listening on {} ({workers} serving threads)", l.addr);
+    }
+    Ok(threads)
+}
+
+/// Runs the futures concurrently on the current (single-threaded) runtime until all end.
+async fn futures_join_all<F: std::future::Future<Output = ()> + 'static>(
+    futs: impl Iterator<Item = F>,
+) {
+    let local = tokio::task::LocalSet::new();
+    for f in futs {
+        local.spawn_local(f);
+    }
+    local.await;
 }
 
 fn signal(

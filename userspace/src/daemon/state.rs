@@ -314,10 +314,12 @@ impl Daemon {
         let Some(proxy) = self.proxy.clone() else {
             return;
         };
-        let d = self.clone();
-        let svc = RampartLayer::new(self.engine.clone())
-            .on_audit(move |e| d.audit(&e))
-            .layer(proxy);
+        let mut layer = RampartLayer::new(self.engine.clone());
+        if self.audit.is_some() {
+            let d = self.clone();
+            layer = layer.on_audit(move |e| d.audit(&e));
+        }
+        let svc = layer.layer(proxy);
         let peers =
             parse_prefixes(&l.proxy_protocol_from, "proxy_protocol_from").unwrap_or_default();
         let stats = Arc::new(ServeStats::default());

@@ -159,10 +159,10 @@ where
     }
 }
 
+/// Builds the audit event only when someone receives it.
 fn finish(tx: Transaction, audit: Option<&AuditSink>) {
-    let event = tx.finish();
     if let Some(a) = audit {
-        a(event);
+        a(tx.finish());
     }
 }
 

@@ -173,7 +173,7 @@ async fn send(
     slot: &Slot,
 ) -> Result<Response<Incoming>, Failure> {
     let limit = inner.response_header_timeout;
-    let fut = inner.client.request(req);
+    let fut = inner.client().request(req);
     tokio::pin!(fut);
     loop {
         let deadline = slot.last_sent() + limit;

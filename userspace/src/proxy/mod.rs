@@ -72,7 +72,13 @@ pub(crate) struct Inner {
     pools: Vec<Pool>,
     by_name: HashMap<String, usize>,
     default_pool: usize,
-    client: Client<HttpConnector, Outgoing>,
+    /// One origin client per serving thread: a pooled connection's task lives on the runtime
+    /// that opened it, so sharing one pool across threads would bounce every request between
+    /// threads.
+    clients: thread_local::ThreadLocal<Client<HttpConnector, Outgoing>>,
+    connector: HttpConnector,
+    idle: Duration,
+    max_idle: usize,
     /// Fresh connection per check: a check proves the origin still accepts connections.
     health_client: Client<HttpConnector, Empty<Bytes>>,
     via: String,
@@ -82,6 +88,18 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// This thread's origin client (built on first use).
+    fn client(&self) -> &Client<HttpConnector, Outgoing> {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(self.idle)
+                .pool_max_idle_per_host(self.max_idle)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(self.connector.clone())
+        })
+    }
+
     fn pool(&self, name: &str) -> Option<&Pool> {
         self.by_name.get(name).map(|&i| &self.pools[i])
     }
@@ -98,12 +116,7 @@ impl Proxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_millis(t.connect_ms)));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_millis(t.idle_ms))
-            .pool_max_idle_per_host(config.max_idle_per_origin)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector.clone());
+        let connector_for_clients = connector.clone();
         let health_client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .timer(TokioTimer::new())
@@ -123,7 +136,10 @@ impl Proxy {
                 pools,
                 by_name,
                 default_pool: valid.default_pool,
-                client,
+                clients: thread_local::ThreadLocal::new(),
+                connector: connector_for_clients,
+                idle: Duration::from_millis(t.idle_ms),
+                max_idle: config.max_idle_per_origin,
                 health_client,
                 via: config.via.clone(),
                 retries: config.retries,
