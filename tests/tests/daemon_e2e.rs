@@ -8,44 +8,19 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rampart::lab::netns::{veth, End, Netns};
+use rampart::lab::process::{Proc, RemoveDir};
 use rampart::lab::workerd::{default_bin, Workerd};
 use rampart_tests::{rampart_bin, root_or_skip};
 
 const EDGE_IP: &str = "10.77.0.2";
 const CLIENT_IP: &str = "10.77.0.1";
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SIGTERM first (graceful), then kill.
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn(args: &[&str], log: &Path) -> Proc {
-    let out = std::fs::File::create(log).expect("log file");
-    let child = Command::new(rampart_bin())
-        .args(args)
-        .stdout(Stdio::from(out.try_clone().expect("log")))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .expect("spawn rampart");
-    Proc(child)
+    Proc::spawn(&rampart_bin(), args, log).expect("spawn rampart")
 }
 
 /// One HTTP/1.1 request with `Connection: close`; (status, body). Status 0: no connection.
@@ -167,17 +142,6 @@ format = "json"
     path
 }
 
-/// Removes the test's folders (pins, config, logs) however the test ends.
-struct Cleanup(Vec<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_dir_all(p);
-        }
-    }
-}
-
 #[test]
 fn daemon_protects_the_edge_end_to_end() {
     if !root_or_skip("daemon_protects_the_edge_end_to_end") {
@@ -186,7 +150,7 @@ fn daemon_protects_the_edge_end_to_end() {
     let dir = std::env::temp_dir().join(format!("rampart-d6-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pin = PathBuf::from(format!("/sys/fs/bpf/rampart-d6-{}", std::process::id()));
-    let _cleanup = Cleanup(vec![pin.clone(), dir.clone()]);
+    let _cleanup = (RemoveDir(pin.clone()), RemoveDir(dir.clone()));
     let client = Netns::create("rd6-client").expect("netns");
     let edge = Netns::create("rd6-edge").expect("netns");
     veth(

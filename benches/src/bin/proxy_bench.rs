@@ -10,7 +10,9 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use rampart::lab::process::Proc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -34,38 +36,13 @@ const RAMPART: &str = "127.0.0.1:18302";
 const NGINX: &str = "127.0.0.1:18303";
 const METRICS: &str = "127.0.0.1:18309";
 
-struct Proc(Child, &'static str);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("{} did not stop on SIGTERM; killing it", self.1);
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn rampart_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("own path");
     exe.parent().expect("bin dir").join("rampart")
 }
 
-fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Result<Proc> {
-    let out = std::fs::File::create(log)?;
-    let child = cmd
-        .stdout(Stdio::from(out.try_clone()?))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .with_context(|| format!("starting {name}"))?;
-    Ok(Proc(child, name))
+fn spawn(bin: &Path, args: &[&str], log: &Path) -> Result<Proc> {
+    Proc::spawn(bin, args, log).with_context(|| format!("starting {}", bin.display()))
 }
 
 fn get(addr: &str, target: &str) -> Result<(u16, String)> {
@@ -189,8 +166,8 @@ fn main() -> Result<()> {
     );
 
     let _origin = spawn(
-        "origin",
-        Command::new(&bin).args(["origin", "--addr", ORIGIN, "--name", "bench"]),
+        &bin,
+        &["origin", "--addr", ORIGIN, "--name", "bench"],
         &dir.join("origin.log"),
     )?;
     std::fs::write(
@@ -204,11 +181,10 @@ fn main() -> Result<()> {
             dir.join("ctl.sock").display()
         ),
     )?;
+    let config = dir.join("rampart.toml");
     let rampart = spawn(
-        "rampart run",
-        Command::new(&bin)
-            .args(["run", "--config"])
-            .arg(dir.join("rampart.toml")),
+        &bin,
+        &["run", "--config", &config.display().to_string()],
         &dir.join("rampart.log"),
     )?;
     std::fs::write(
@@ -218,11 +194,10 @@ fn main() -> Result<()> {
             d = dir.display()
         ),
     )?;
+    let nginx_conf = dir.join("nginx/nginx.conf");
     let _nginx = spawn(
-        "nginx",
-        Command::new("nginx")
-            .args(["-c"])
-            .arg(dir.join("nginx/nginx.conf")),
+        Path::new("nginx"),
+        &["-c", &nginx_conf.display().to_string()],
         &dir.join("nginx.log"),
     )?;
     wait_up(ORIGIN)?;
@@ -270,7 +245,7 @@ fn main() -> Result<()> {
             "== soak: {} s at saturation on rampart, resident memory every 5 s ==",
             args.soak
         );
-        let pid = rampart.0.id();
+        let pid = rampart.id();
         let mut samples = vec![rss_mib(pid)?];
         let soak = std::thread::spawn({
             let s = args.soak;

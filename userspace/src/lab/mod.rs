@@ -12,6 +12,7 @@ pub mod http_report;
 mod http_setup;
 pub mod netns;
 pub mod origin;
+pub mod process;
 pub mod replay;
 mod run;
 pub mod scenario;
