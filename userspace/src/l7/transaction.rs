@@ -38,7 +38,9 @@ pub struct Transaction {
     body_view: Option<BodyView>,
     over_limit: bool,
     scores: Scores,
-    matches: Vec<RuleMatch>,
+    /// Rules that matched: (index, action, enforced). Their evidence is looked up only when
+    /// the audit event is built.
+    matches: Vec<(usize, &'static str, bool)>,
     decision: Decision,
     stopped: bool,
     head_done: bool,
@@ -183,6 +185,15 @@ impl Transaction {
 
     /// Ends the transaction: the audit event for the log.
     pub fn finish(self) -> AuditEvent {
+        let cache = FieldCache::default();
+        let matches = self
+            .matches
+            .iter()
+            .map(|&(i, action, enforced)| {
+                let rule = &self.rules.rules[i];
+                RuleMatch::new(rule, action, enforced, self.evidence(rule, &cache))
+            })
+            .collect();
         AuditEvent::new(
             &self.shared.config.audit,
             &self.req,
@@ -190,7 +201,7 @@ impl Transaction {
             self.ip_source,
             &self.decision,
             &self.scores,
-            self.matches,
+            matches,
             self.response.as_ref().map(|r| r.status),
             self.body_bytes,
             self.started.elapsed(),
@@ -266,9 +277,7 @@ impl Transaction {
             let enforce = rule.mode == Mode::Enforce;
             let action = self.apply(i, rule, enforce);
             if let Some(action) = action {
-                let evidence = self.evidence(rule, &cache);
-                self.matches
-                    .push(RuleMatch::new(rule, action, enforce, evidence));
+                self.matches.push((i, action, enforce));
             }
         }
     }
@@ -371,7 +380,7 @@ impl Transaction {
     }
 
     /// Which field value made the rule match: each field the rule reads is narrowed to one of
-    /// its values in turn until the rule still matches. Runs only on matches. The phase's
+    /// its values in turn until the rule still matches. Runs only when the audit event is built. The
     /// `cache` serves the fields not narrowed (a narrowed field never reads it).
     fn evidence(&self, rule: &CompiledRule, cache: &FieldCache) -> Option<(String, Value)> {
         for f in &rule.fields {
