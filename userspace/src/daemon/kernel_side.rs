@@ -63,13 +63,26 @@ fn mode(s: &str) -> AttachMode {
     }
 }
 
+/// Why the data-plane thread could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error("detector: {0}")]
+    Detector(#[from] crate::detect::DetectError),
+    #[error("rules: {0}")]
+    Rules(#[from] rampart_rules::xdp::CompileError),
+    #[error("starting the data-plane thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
 impl KernelThread {
     /// Loads the program (maps pinned under `pin_dir`), attaches it to the configured
     /// interfaces, loads `operator` rules, starts the detector, and runs the thread.
     ///
     /// # Errors
     /// Loading or attaching failed (nothing is left attached).
-    pub fn start(cfg: &Config, operator: Vec<RuleSpec>) -> Result<KernelThread, KernelError> {
+    pub fn start(cfg: &Config, operator: Vec<RuleSpec>) -> Result<KernelThread, StartError> {
         let mut dp = Dataplane::load(&LoadOptions {
             object: None,
             pin_dir: Some(cfg.dataplane.pin_dir.clone()),
@@ -84,20 +97,9 @@ impl KernelThread {
             lc.detector.floor_pps = cfg.detector.floor_pps;
             lc.detector.min_ttl_ns = cfg.detector.min_ttl.saturating_mul(1_000_000_000);
             lc.sample_budget = cfg.detector.sample_budget;
-            let det = DetectLoop::start(&mut dp, lc, operator.clone()).map_err(|e| {
-                KernelError::Attach {
-                    iface: "detector".into(),
-                    why: e.to_string(),
-                }
-            })?;
-            Some(det)
+            Some(DetectLoop::start(&mut dp, lc, operator)?)
         } else {
-            let tables =
-                rampart_rules::xdp::compile(&operator).map_err(|e| KernelError::Attach {
-                    iface: "rules".into(),
-                    why: e.to_string(),
-                })?;
-            dp.load_rules(&tables)?;
+            dp.load_rules(&rampart_rules::xdp::compile(&operator)?)?;
             None
         };
         let (tx, rx) = mpsc::channel();
@@ -112,10 +114,6 @@ impl KernelThread {
                     jail_errors: 0,
                 }
                 .run(rx)
-            })
-            .map_err(|e| KernelError::Attach {
-                iface: "thread".into(),
-                why: e.to_string(),
             })?;
         Ok(KernelThread {
             handle: KernelHandle { tx },
@@ -156,23 +154,20 @@ impl KernelHandle {
     /// A [`Jailer`] for the L7 engine: jails are queued to the thread, never waited on.
     pub fn jailer(&self) -> Arc<dyn Jailer> {
         Arc::new(ChannelJailer {
-            tx: std::sync::Mutex::new(self.tx.clone()),
+            tx: self.tx.clone(),
         })
     }
 }
 
 struct ChannelJailer {
-    tx: std::sync::Mutex<Sender<Command>>,
+    tx: Sender<Command>,
 }
 
 impl Jailer for ChannelJailer {
     fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), KernelError> {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        tx.send(Command::Jail(ip, duration))
-            .map_err(|_| KernelError::Attach {
-                iface: "jail".into(),
-                why: "the data-plane thread has stopped".into(),
-            })
+        self.tx
+            .send(Command::Jail(ip, duration))
+            .map_err(|_| KernelError::OwnerStopped)
     }
 }
 

@@ -31,7 +31,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Rules(#[from] rampart_rules::RuleError),
     #[error("data plane: {0}")]
-    Kernel(#[from] crate::kernel::KernelError),
+    Kernel(#[from] kernel_side::StartError),
     #[error(transparent)]
     Engine(#[from] crate::l7::EngineError),
     #[error("proxy: {0}")]

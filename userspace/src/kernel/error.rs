@@ -46,6 +46,8 @@ pub enum KernelError {
     NotPinned { path: PathBuf },
     #[error("this handle opened pinned maps only; the program is not loaded here")]
     NotLoaded,
+    #[error("the thread that owns the data plane has stopped")]
+    OwnerStopped,
     #[error("interface `{iface}`: {why}")]
     Attach { iface: String, why: String },
     #[error("{what} is full ({max} entries)")]
