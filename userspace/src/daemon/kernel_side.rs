@@ -4,7 +4,6 @@
 //! snapshots and the generated-rule commands of the control API.
 
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -344,13 +343,5 @@ impl Owner {
             jails: self.jails,
             jail_errors: self.jail_errors,
         }
-    }
-}
-
-/// Loads the XDP part of a rule file for the thread (`None`: no rule file configured).
-pub fn xdp_entries(path: Option<&Path>) -> Result<Vec<RuleSpec>, rampart_rules::RuleError> {
-    match path {
-        Some(p) => Ok(rampart_rules::load_file(p)?.xdp_entries),
-        None => Ok(Vec::new()),
     }
 }

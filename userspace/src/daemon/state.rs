@@ -12,7 +12,7 @@ use rampart_rules::RuleSet;
 
 use super::config::{self, Config, LogConfig};
 use super::config::{parse_prefixes, ListenerConfig};
-use super::kernel_side::{xdp_entries, KernelHandle, KernelThread};
+use super::kernel_side::{KernelHandle, KernelThread};
 use super::DaemonError;
 use crate::control::ControlServer;
 use crate::l7::tower::RampartLayer;
@@ -65,6 +65,14 @@ fn rule_sets(
     Ok(sets)
 }
 
+/// The XDP entries of the site's rule file (the first set when the config names one).
+fn operator_xdp(cfg: &Config, sets: &[RuleSet]) -> Vec<rampart_rules::xdp::RuleSpec> {
+    sets.first()
+        .filter(|_| cfg.dataplane.rules.is_some())
+        .map(|s| s.xdp_entries.clone())
+        .unwrap_or_default()
+}
+
 impl Daemon {
     pub fn start(
         config_path: PathBuf,
@@ -81,7 +89,7 @@ impl Daemon {
             log::info!("no interfaces configured: XDP not attached (L7 only)");
             None
         } else {
-            let entries = xdp_entries(cfg.rules_path(&super::config_dir(&config_path)).as_deref())?;
+            let entries = operator_xdp(&cfg, &sets);
             let k = KernelThread::start(&cfg, entries)?;
             log::info!("XDP attached to {}", cfg.dataplane.interfaces.join(", "));
             Some(k)
@@ -179,12 +187,7 @@ impl Daemon {
         self.engine.swap_rules(&refs).map_err(|e| e.to_string())?;
         let mut msg = String::new();
         if let Some(k) = &self.kernel {
-            let entries = sets
-                .first()
-                .filter(|_| cfg.dataplane.rules.is_some())
-                .map(|s| s.xdp_entries.clone())
-                .unwrap_or_default();
-            msg.push_str(&k.load_rules(entries)?);
+            msg.push_str(&k.load_rules(operator_xdp(&cfg, &sets))?);
         }
         let l7 = sets.iter().map(|s| s.l7_rules().count()).sum::<usize>();
         msg.push_str(&format!("{l7} HTTP rules running\n"));
