@@ -39,6 +39,17 @@ pub struct ServeOptions {
     pub proxy_header_timeout: Duration,
     /// After shutdown, how long in-flight requests may take before connections are closed.
     pub shutdown_grace: Duration,
+    /// Time from accept (or from the end of the previous response) to a complete request head:
+    /// bounds clients that send nothing and slow-loris heads.
+    pub header_timeout: Duration,
+    /// Longest silence from a client while its request body is being read.
+    pub body_timeout: Duration,
+    /// Keep-alive: how long an idle connection stays open between requests.
+    pub idle_timeout: Duration,
+    /// Open client connections in all; at the cap the oldest idle one is shed.
+    pub max_connections: usize,
+    /// Open client connections from one client address.
+    pub max_connections_per_ip: usize,
     /// Shared with the caller, who reads it for metrics.
     pub stats: Arc<ServeStats>,
 }
@@ -50,6 +61,11 @@ impl Default for ServeOptions {
             trusted_proxy_protocol_peers: Vec::new(),
             proxy_header_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
             stats: Arc::default(),
         }
     }

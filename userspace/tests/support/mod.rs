@@ -1,0 +1,3 @@
+//! Helpers shared by the userspace integration tests.
+
+pub mod raw_http;
