@@ -513,10 +513,8 @@ async fn no_healthy_origin_is_a_clear_502() {
         .await;
         let ans = get(p.addr, "/").await;
         assert_eq!(ans.status, 502);
-        assert_eq!(
-            ans.body,
-            "502 Bad Gateway: no healthy origin in pool `solo`\n"
-        );
+        // Which pool and why go to the log, not to the client.
+        assert_eq!(ans.body, "502 Bad Gateway\n");
         assert_eq!(ans.headers["content-type"], "text/plain; charset=utf-8");
         let stats = p.proxy.stats();
         assert_eq!(stats.pools[0].no_healthy_origin, 1);
@@ -571,14 +569,8 @@ async fn connect_failures_retry_idempotent_requests_only() {
                 .unwrap();
             let ans = send(p.addr, post).await;
             if ans.status == 502 {
-                assert!(
-                    ans.body
-                        .starts_with("502 Bad Gateway: could not connect to pool `web`:"),
-                    "{}",
-                    ans.body
-                );
-                assert!(ans.body.contains(&dead_url), "{}", ans.body);
-                assert!(ans.body.contains("Connection refused"), "{}", ans.body);
+                assert_eq!(ans.body, "502 Bad Gateway\n");
+                assert!(!ans.body.contains(&dead_url), "{}", ans.body);
             }
             statuses.push(ans.status.as_u16());
         }
@@ -605,13 +597,7 @@ async fn silent_origin_gives_504() {
         let ans = get(p.addr, "/slow?ms=3000").await;
         assert_eq!(ans.status, 504);
         assert!(start.elapsed() < Duration::from_millis(2000));
-        assert_eq!(
-            ans.body,
-            format!(
-                "504 Gateway Timeout: origin {} in pool `web` sent no response headers within 300 ms\n",
-                a.url()
-            )
-        );
+        assert_eq!(ans.body, "504 Gateway Timeout\n");
         assert_eq!(p.origin("web", &a).errors.timeout, 1);
         // A quick answer on the same pool still works.
         assert_eq!(get(p.addr, "/").await.body, "a");
@@ -767,10 +753,7 @@ async fn route_decision_picks_the_pool() {
         assert_eq!(get_routed(p.addr, "/", "web").await.body, "a");
         let ans = get_routed(p.addr, "/", "image-resizer").await;
         assert_eq!(ans.status, 502);
-        assert_eq!(
-            ans.body,
-            "502 Bad Gateway: route target `image-resizer` names no origin pool\n"
-        );
+        assert_eq!(ans.body, "502 Bad Gateway\n");
         assert_eq!(p.proxy.stats().unknown_target, 1);
         p.shutdown().await;
     })

@@ -98,6 +98,20 @@ pub fn render(e: &mut Exposition, p: &ProxyStats) {
         "Routes naming no pool (502).",
         p.unknown_target as f64,
     );
+    e.family(
+        "rampart_proxy_refused_total",
+        "counter",
+        "Requests the proxy refused before any origin: TRACE/CONNECT or a malformed method, \
+         Host trouble, a client body that broke while streaming.",
+    );
+    let r = &p.refused;
+    for (reason, n) in [("method", r.method), ("host", r.host), ("body", r.body)] {
+        e.sample(
+            "rampart_proxy_refused_total",
+            &[("reason", reason)],
+            n as f64,
+        );
+    }
     let name = "rampart_origin_latency_seconds";
     e.family(
         name,

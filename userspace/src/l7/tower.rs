@@ -2,7 +2,10 @@
 //! services through `hyper_util::service::TowerToHyperService`, or a proxy's upstream client.
 //!
 //! The body is read (and buffered) only as far as rules need it, up to the engine's limit; the
-//! inner service then gets every byte, the buffered ones first. Refusals become responses here
+//! inner service then gets every byte, the buffered ones first. A body that fails while it is
+//! being read (malformed or cut-short chunked framing, fewer bytes than `Content-Length`) is
+//! answered 400 here, unless the rules refuse what was read: the inner service never sees a
+//! request whose body could not be read whole. Refusals become responses here
 //! ([`Decision::response`]); a `route` decision is put into the request's extensions for the
 //! inner service. The client's connection goes in as a [`ConnInfo`] request extension (or a
 //! `SocketAddr` one); without either the peer counts as `0.0.0.0`.
@@ -136,14 +139,21 @@ where
                 })
                 .unwrap_or_else(|| ConnInfo::new(SocketAddr::from(([0, 0, 0, 0], 0))));
             let mut tx = engine.begin(&conn, &parts);
-            let (decision, body) = inspect(&mut tx, body).await;
+            let (decision, body) = match inspect(&mut tx, body).await {
+                Inspected::Whole(decision, body) => (decision, body),
+                Inspected::BodyFailed(decision, err) => {
+                    log::debug!("rampart: request body failed: {err}");
+                    // What was read still went through the rules: their refusal wins.
+                    let resp = decision.response().unwrap_or_else(bad_body);
+                    let (rparts, rbody) = resp.into_parts();
+                    tx.on_response(&rparts);
+                    finish(tx, audit.as_ref());
+                    return Ok(Response::from_parts(rparts, text(rbody)));
+                }
+            };
             if let Some(resp) = decision.response() {
                 finish(tx, audit.as_ref());
-                return Ok(resp.map(|b| {
-                    Full::new(Bytes::from(b))
-                        .map_err(|e| match e {})
-                        .boxed_unsync()
-                }));
+                return Ok(resp.map(text));
             }
             parts.extensions.insert(decision);
             parts.extensions.insert(ClientIp(tx.client_ip()));
@@ -159,6 +169,33 @@ where
     }
 }
 
+fn text(body: String) -> ResponseBody {
+    Full::new(Bytes::from(body))
+        .map_err(|e| match e {})
+        .boxed_unsync()
+}
+
+/// The answer to a body that could not be read whole.
+fn bad_body() -> Response<String> {
+    let mut resp = Response::new("400 Bad Request: malformed or incomplete request body\n".into());
+    *resp.status_mut() = http::StatusCode::BAD_REQUEST;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    // The framing is lost: nothing after this on the connection can be trusted.
+    h.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
 /// Builds the audit event only when someone receives it.
 fn finish(tx: Transaction, audit: Option<&AuditSink>) {
     if let Some(a) = audit {
@@ -166,8 +203,16 @@ fn finish(tx: Transaction, audit: Option<&AuditSink>) {
     }
 }
 
+/// What reading the body for the rules came to.
+enum Inspected<B> {
+    /// The decision, and the whole body for the inner service (what was read, then the rest).
+    Whole(Decision, Prefixed<B>),
+    /// The client's body failed while the rules read it; the decision is over what was read.
+    BodyFailed(Decision, BoxError),
+}
+
 /// Runs the head and body phases, reading the body only as far as needed.
-async fn inspect<B>(tx: &mut Transaction, body: B) -> (Decision, Prefixed<B>)
+async fn inspect<B>(tx: &mut Transaction, body: B) -> Inspected<B>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -176,11 +221,11 @@ where
     let mut head = VecDeque::new();
     let mut decision = tx.on_request_headers();
     if decision.is_terminal() {
-        return (decision, Prefixed::new(head, Some(body)));
+        return Inspected::Whole(decision, Prefixed::new(head, Some(body)));
     }
     if !tx.needs_body() || body.is_end_stream() {
         decision = tx.on_request_body(b"", true);
-        return (decision, Prefixed::new(head, Some(body)));
+        return Inspected::Whole(decision, Prefixed::new(head, Some(body)));
     }
     let mut buffered = 0usize;
     let limit = tx.body_limit();
@@ -188,42 +233,41 @@ where
         match body.frame().await {
             None => {
                 decision = tx.on_request_body(b"", true);
-                return (decision, Prefixed::new(head, None));
+                return Inspected::Whole(decision, Prefixed::new(head, None));
             }
             Some(Err(e)) => {
-                // The client's body failed mid-way: hand the error to the inner service as it
-                // would have seen it, after what was read.
-                let err: BoxError = e.into();
+                // Never forwarded: after the frames read, the inner service would see a body
+                // that ends early (and a length that fits it), i.e. a complete request.
                 decision = tx.on_request_body(b"", true);
-                head.push_back(Err(err));
-                return (decision, Prefixed::new(head, None));
+                return Inspected::BodyFailed(decision, e.into());
             }
             Some(Ok(frame)) => {
                 let Some(data) = frame.data_ref().cloned() else {
-                    head.push_back(Ok(frame));
+                    head.push_back(frame);
                     continue;
                 };
                 buffered = buffered.saturating_add(data.len());
                 let end = body.is_end_stream();
                 decision = tx.on_request_body(&data, end);
-                head.push_back(Ok(Frame::data(data)));
+                head.push_back(Frame::data(data));
                 if decision.is_terminal() || end || buffered > limit {
                     let rest = (!end).then_some(body);
-                    return (decision, Prefixed::new(head, rest));
+                    return Inspected::Whole(decision, Prefixed::new(head, rest));
                 }
             }
         }
     }
 }
 
-/// A request body: frames already read, then the rest of the client's body.
+/// A request body: frames already read, then the rest of the client's body. Without a rest,
+/// the frames read are the whole body (it ended cleanly), so the size hint is exact.
 pub struct Prefixed<B> {
-    head: VecDeque<Result<Frame<Bytes>, BoxError>>,
+    head: VecDeque<Frame<Bytes>>,
     rest: Option<Pin<Box<B>>>,
 }
 
 impl<B> Prefixed<B> {
-    fn new(head: VecDeque<Result<Frame<Bytes>, BoxError>>, rest: Option<Pin<Box<B>>>) -> Self {
+    fn new(head: VecDeque<Frame<Bytes>>, rest: Option<Pin<Box<B>>>) -> Self {
         Prefixed { head, rest }
     }
 }
@@ -242,7 +286,7 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         if let Some(f) = this.head.pop_front() {
-            return Poll::Ready(Some(f));
+            return Poll::Ready(Some(Ok(f)));
         }
         match &mut this.rest {
             Some(b) => b
@@ -261,12 +305,7 @@ where
         let buffered: u64 = self
             .head
             .iter()
-            .filter_map(|f| {
-                f.as_ref()
-                    .ok()
-                    .and_then(|f| f.data_ref())
-                    .map(|d| d.len() as u64)
-            })
+            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
             .sum();
         let rest = self
             .rest

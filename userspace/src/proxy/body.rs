@@ -4,13 +4,14 @@
 //! until the origin connection polls it, so after a connect failure (nothing was read) it is
 //! still there for another origin: that is what makes a retry safe, whatever the body's size.
 //! It also stamps when a frame last went out, so the response-header timeout runs from the
-//! last request byte, not from the start of a long upload.
+//! last request byte, not from the start of a long upload, and notes when the client's body
+//! failed (bad framing, cut short), so the answer is the client's 400, not a 502.
 //!
 //! [`Returning`] carries the origin's body back, keeps the request counted in flight until it
 //! ends, and counts a body cut short.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ pub(crate) struct Slot {
     epoch: Instant,
     /// Milliseconds after `epoch` of the last frame sent.
     last_sent_ms: AtomicU64,
+    /// The client's body returned an error.
+    client_failed: AtomicBool,
 }
 
 impl Slot {
@@ -42,6 +45,7 @@ impl Slot {
             body: Mutex::new(Some(body)),
             epoch: Instant::now(),
             last_sent_ms: AtomicU64::new(0),
+            client_failed: AtomicBool::new(false),
         })
     }
 
@@ -56,6 +60,11 @@ impl Slot {
     /// When a frame last went out (the slot's creation before any did).
     pub fn last_sent(&self) -> Instant {
         self.epoch + Duration::from_millis(self.last_sent_ms.load(Relaxed))
+    }
+
+    /// True once the client's body has failed: the attempt broke on the client's side.
+    pub fn client_failed(&self) -> bool {
+        self.client_failed.load(Relaxed)
     }
 
     /// Marks the request as sent up to now (used when an attempt starts).
@@ -94,6 +103,9 @@ impl Body for Outgoing {
         if this.done {
             return Poll::Ready(None);
         }
+        if this.slot.client_failed() {
+            return Poll::Ready(Some(Err("the client's request body failed".into())));
+        }
         if this.body.is_none() {
             let taken = this
                 .slot
@@ -113,7 +125,9 @@ impl Body for Outgoing {
         let polled = Pin::new(body).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.done = true,
-            Poll::Ready(Some(_)) => this.slot.touch(),
+            Poll::Ready(Some(Ok(_))) => this.slot.touch(),
+            // Stays failed: a poll after the error must not read as a clean end.
+            Poll::Ready(Some(Err(_))) => this.slot.client_failed.store(true, Relaxed),
             Poll::Pending => {}
         }
         polled

@@ -1,5 +1,10 @@
-//! One request through the proxy: pick a pool and an origin, rewrite headers, send, retry on
-//! connect failures while that is safe, and turn failures into plain-text 502/504 answers.
+//! One request through the proxy: refuse shapes no origin should see ([`gate`]), pick a pool
+//! and an origin, rewrite headers, send, retry on connect failures while that is safe, and turn
+//! failures into plain-text answers. The client gets a generic 502/504 body; which origin, pool
+//! and error go to the log (at warn: the operator's to fix, and nothing a client may read about
+//! the network behind the proxy).
+//!
+//! [`gate`]: super::gate
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -8,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, VIA};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HOST, VIA};
 use http::request::Parts;
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
@@ -16,10 +21,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use super::body::{Outgoing, Returning, Slot};
+use super::gate::{self, Refusal};
 use super::headers::{
     append_forwarded_for, strip_hop_by_hop, via_value, X_FORWARDED_HOST, X_FORWARDED_PROTO,
 };
-use super::pool::{Pick, Pool};
+use super::pool::Pick;
 use super::{Inner, ProxyBody};
 use crate::l7::tower::{BoxError, ClientIp};
 use crate::l7::{ConnInfo, Decision};
@@ -37,15 +43,16 @@ where
     B::Error: Into<BoxError>,
 {
     let (mut parts, body) = req.into_parts();
+    if let Err(r) = gate::check(&parts) {
+        return refuse(&inner, r);
+    }
     let pool = match parts.extensions.get::<Decision>() {
         Some(Decision::Route { target, .. }) => match inner.pool(target) {
             Some(p) => p,
             None => {
                 inner.unknown_target.fetch_add(1, Relaxed);
-                return local(
-                    StatusCode::BAD_GATEWAY,
-                    format!("502 Bad Gateway: route target `{target}` names no origin pool\n"),
-                );
+                log::warn!("proxy: 502: route target `{target}` names no origin pool");
+                return bad_gateway();
             }
         },
         _ => &inner.pools[inner.default_pool],
@@ -71,13 +78,8 @@ where
             Pick::Origin(i) => i,
             Pick::NoneHealthy if tried.is_empty() => {
                 pool.no_healthy.fetch_add(1, Relaxed);
-                return local(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "502 Bad Gateway: no healthy origin in pool `{}`\n",
-                        pool.name
-                    ),
-                );
+                log::warn!("proxy: 502: no healthy origin in pool `{}`", pool.name);
+                return bad_gateway();
             }
             Pick::NoneHealthy | Pick::Exhausted => break,
         };
@@ -93,13 +95,12 @@ where
             parts.headers.clone()
         };
         let Ok(uri) = origin.addr.uri(&path) else {
-            return local(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "502 Bad Gateway: cannot address `{path}` on origin {}\n",
-                    origin.name
-                ),
+            log::warn!(
+                "proxy: 502: cannot address {path:?} on origin {} in pool `{}`",
+                origin.name,
+                pool.name
             );
+            return bad_gateway();
         };
         let mut req = Request::new(Outgoing::new(Arc::clone(&slot)));
         *req.method_mut() = parts.method.clone();
@@ -108,7 +109,13 @@ where
         let in_flight = origin.begin();
         let start = Instant::now();
         slot.touch();
-        match send(&inner, pool, req, &slot).await {
+        let sent = send(&inner, req, &slot).await;
+        if sent.is_err() && slot.client_failed() {
+            // The client's body broke (bad chunk framing, cut short): its fault, not the
+            // origin's, which got at most an aborted message.
+            return refuse(&inner, Refusal::BrokenBody);
+        }
+        match sent {
             Ok(resp) => {
                 origin.counters.latency.observe(start.elapsed());
                 origin.counters.response(resp.status());
@@ -133,42 +140,36 @@ where
             }
             Err(Failure::Timeout) => {
                 origin.counters.timeouts.fetch_add(1, Relaxed);
-                return local(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "504 Gateway Timeout: origin {} in pool `{}` sent no response headers within {} ms\n",
-                        origin.name,
-                        pool.name,
-                        inner.response_header_timeout.as_millis()
-                    ),
+                log::warn!(
+                    "proxy: 504: origin {} in pool `{}` sent no response headers within {} ms",
+                    origin.name,
+                    pool.name,
+                    inner.response_header_timeout.as_millis()
                 );
+                return local(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n");
             }
             Err(Failure::Other(why)) => {
                 origin.counters.other_errors.fetch_add(1, Relaxed);
-                return local(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "502 Bad Gateway: origin {} in pool `{}` failed: {why}\n",
-                        origin.name, pool.name
-                    ),
+                log::warn!(
+                    "proxy: 502: origin {} in pool `{}` failed: {why}",
+                    origin.name,
+                    pool.name
                 );
+                return bad_gateway();
             }
         }
     }
-    local(
-        StatusCode::BAD_GATEWAY,
-        format!(
-            "502 Bad Gateway: could not connect to pool `{}`:{connect_failures}\n",
-            pool.name
-        ),
-    )
+    log::warn!(
+        "proxy: 502: could not connect to pool `{}`:{connect_failures}",
+        pool.name
+    );
+    bad_gateway()
 }
 
 /// Sends one attempt. The response-header clock restarts whenever a request body frame goes
 /// out, so it measures the origin's silence, not the client's upload.
 async fn send(
     inner: &Inner,
-    pool: &Pool,
     req: Request<Outgoing>,
     slot: &Slot,
 ) -> Result<Response<Incoming>, Failure> {
@@ -185,7 +186,6 @@ async fn send(
                     if e.is_connect() {
                         Failure::Connect(why)
                     } else {
-                        log::debug!("proxy: pool `{}`: {why}", pool.name);
                         Failure::Other(why)
                     }
                 });
@@ -201,13 +201,9 @@ async fn send(
 
 /// Rewrites the client's headers for the origin.
 fn prepare(parts: &mut Parts, client: Option<IpAddr>, via: &str) {
-    // HTTP/2 clients name the host in the URI, not in a Host header.
-    let host = parts.headers.get(HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    // The engine's `http.host`: the target's authority (absolute-form, HTTP/2 `:authority`)
+    // over any Host header, which it replaces.
+    let host = gate::authority(parts);
     let headers: &mut HeaderMap = &mut parts.headers;
     strip_hop_by_hop(headers);
     headers.append(VIA, via_value(parts.version, via));
@@ -237,14 +233,33 @@ fn client_ip(ext: &Extensions) -> Option<IpAddr> {
 fn is_idempotent(m: &Method) -> bool {
     matches!(
         *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     )
 }
 
+/// A refusal of the client's request: counted, logged at debug (clients choose what they
+/// send), answered with the reason, which names nothing behind the proxy.
+fn refuse(inner: &Inner, r: Refusal) -> Response<ProxyBody> {
+    inner.refused.count(r.kind());
+    log::debug!("proxy: refused: {r}");
+    let status = r.status();
+    let reason = status.canonical_reason().unwrap_or("");
+    let mut resp = local(status, format!("{} {reason}: {r}\n", status.as_u16()));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(gate::ALLOW));
+    }
+    resp
+}
+
+fn bad_gateway() -> Response<ProxyBody> {
+    local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
+}
+
 /// An answer made by the proxy itself.
-pub(crate) fn local(status: StatusCode, body: String) -> Response<ProxyBody> {
+pub(crate) fn local(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
     let mut resp = Response::new(
-        Full::new(Bytes::from(body))
+        Full::new(body.into())
             .map_err(|e| match e {})
             .boxed_unsync(),
     );

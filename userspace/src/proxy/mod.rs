@@ -4,9 +4,11 @@
 //!
 //! The engine's `route` decision (a [`crate::l7::Decision::Route`] request extension) picks
 //! the pool; without one the default pool serves. Bodies stream both ways. Failures come back
-//! as plain-text answers: 502 naming the pool and the reason (connect failures on every
-//! candidate, no healthy origin, a route target that names no pool), 504 when an origin sends
-//! no response head in time.
+//! as generic plain-text answers, `502 Bad Gateway` (connect failures on every candidate, no
+//! healthy origin, a route target that names no pool) and `504 Gateway Timeout` (no response
+//! head in time); the origin, pool and error chain go to the log at warn, never to the client.
+//! Requests whose shape the proxy refuses (TRACE, CONNECT, Host trouble, a broken body) get
+//! 400 or 405 and reach no origin (see `gate.rs`).
 //!
 //! ```no_run
 //! use rampart::l7::{tower::RampartLayer, Engine, EngineConfig};
@@ -28,6 +30,7 @@
 mod body;
 mod config;
 mod forward;
+mod gate;
 mod headers;
 mod health;
 mod pool;
@@ -54,10 +57,13 @@ use tower_service::Service;
 use crate::l7::tower::BoxError;
 use body::Outgoing;
 use pool::Pool;
+use stats::RefusedCounters;
 
 pub use config::{Balance, HealthConfig, PoolConfig, ProxyConfig, ProxyError, Timeouts};
 pub use server::{serve, ServeCounts, ServeOptions, ServeStats};
-pub use stats::{ErrorCounts, Histogram, OriginStats, PoolStats, ProxyStats, LATENCY_BUCKETS};
+pub use stats::{
+    ErrorCounts, Histogram, OriginStats, PoolStats, ProxyStats, RefusedCounts, LATENCY_BUCKETS,
+};
 
 /// The response body of a [`Proxy`]: the origin's body streamed, or the proxy's own text.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -85,6 +91,7 @@ pub(crate) struct Inner {
     retries: u32,
     response_header_timeout: Duration,
     unknown_target: AtomicU64,
+    refused: RefusedCounters,
 }
 
 impl Inner {
@@ -145,6 +152,7 @@ impl Proxy {
                 retries: config.retries,
                 response_header_timeout: Duration::from_millis(t.response_header_ms),
                 unknown_target: AtomicU64::new(0),
+                refused: RefusedCounters::default(),
             }),
         })
     }
@@ -154,6 +162,7 @@ impl Proxy {
         ProxyStats {
             pools: self.inner.pools.iter().map(Pool::stats).collect(),
             unknown_target: self.inner.unknown_target.load(Relaxed),
+            refused: self.inner.refused.snapshot(),
         }
     }
 }

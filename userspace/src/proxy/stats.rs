@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use super::gate::RefusalKind;
+
 /// Upper bounds (seconds) of the latency histogram buckets; a last `+Inf` bucket is implied.
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -14,6 +16,21 @@ pub struct ProxyStats {
     pub pools: Vec<PoolStats>,
     /// Requests routed to a target that names no pool (answered 502).
     pub unknown_target: u64,
+    /// Requests refused before reaching any origin.
+    pub refused: RefusedCounts,
+}
+
+/// Requests the proxy refused itself, by reason (see `gate.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RefusedCounts {
+    /// TRACE or CONNECT (405), or a method name that is not upper case (400).
+    pub method: u64,
+    /// Missing, repeated or malformed Host, or userinfo in the target (400).
+    pub host: u64,
+    /// The client's body failed while it streamed to the origin: malformed or cut-short
+    /// chunked framing, fewer bytes than `Content-Length` (400; the origin saw an aborted
+    /// message at most).
+    pub body: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -59,6 +76,33 @@ pub struct Histogram {
     /// All observations (the `+Inf` bucket).
     pub count: u64,
     pub sum_seconds: f64,
+}
+
+/// The live refusal counters.
+#[derive(Debug, Default)]
+pub(crate) struct RefusedCounters {
+    method: AtomicU64,
+    host: AtomicU64,
+    body: AtomicU64,
+}
+
+impl RefusedCounters {
+    pub fn count(&self, kind: RefusalKind) {
+        let c = match kind {
+            RefusalKind::Method => &self.method,
+            RefusalKind::Host => &self.host,
+            RefusalKind::Body => &self.body,
+        };
+        c.fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> RefusedCounts {
+        RefusedCounts {
+            method: self.method.load(Relaxed),
+            host: self.host.load(Relaxed),
+            body: self.body.load(Relaxed),
+        }
+    }
 }
 
 /// The live counters of one origin.
