@@ -362,6 +362,23 @@ async fn h2_authority_and_host_agree_at_the_origin() {
         .await;
         assert_eq!(h2_status(&a.bytes), Some(400), "{:?}", a.bytes);
         assert_eq!(origin.requests().len(), 1, "{:?}", origin.requests());
+
+        // Item 7 over HTTP/2: TRACE is not proxied either.
+        let a = exchange(
+            stack.addr,
+            &h2_request(&[
+                (":method", "TRACE"),
+                (":scheme", "http"),
+                (":authority", "public.example"),
+                (":path", "/"),
+            ]),
+            false,
+        )
+        .await;
+        assert_eq!(h2_status(&a.bytes), Some(405), "{:?}", a.bytes);
+        assert_eq!(origin.requests().len(), 1, "{:?}", origin.requests());
+        assert_eq!(stack.proxy.stats().refused.method, 1);
+        assert_eq!(stack.proxy.stats().refused.host, 1);
         stack.shutdown().await;
     })
     .await;
