@@ -516,9 +516,12 @@ fn yaml_error(cx: &Ctx<'_>, e: marked_yaml::FromYamlError) -> RuleError {
 /// Largest list file read (a million prefixes take about 16 MB).
 const MAX_LIST_FILE: u64 = 256 << 20;
 
-/// A list file's path: relative to the rule file's directory and inside it, naming a regular file
-/// of bounded size (a rule file must not make the loader read `/etc/shadow` or `/dev/zero`).
-fn list_path(dir: &Path, name: &str) -> Result<PathBuf, String> {
+/// Reads a list file: `name` relative to the rule file's folder `dir`, and after resolving
+/// symlinks still inside it (a rule file must not make the loader read `/etc/shadow` through a
+/// link, or block on a FIFO, or read `/dev/zero`); a regular file of bounded size, UTF-8. The
+/// errors name the path and say why; they never hold the file's bytes. Returns the path to
+/// show and the text.
+fn read_list_file(dir: &Path, name: &str) -> Result<(String, String), String> {
     let rel = Path::new(name);
     if rel.is_absolute()
         || rel
@@ -530,33 +533,94 @@ fn list_path(dir: &Path, name: &str) -> Result<PathBuf, String> {
         ));
     }
     let path = dir.join(rel);
-    let meta =
-        std::fs::metadata(&path).map_err(|e| format!("list file {}: {e}", path.display()))?;
-    if !meta.is_file() {
+    let shown = path.display().to_string();
+    // `Path::new("")` (a rule file named without a folder) is the current folder.
+    let root = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("list file {shown}: the rule file's folder: {e}"))?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("list file {shown}: {e}"))?;
+    if !real.starts_with(&root) {
         return Err(format!(
-            "list file {} is not a regular file",
-            path.display()
+            "list file {shown} leads outside the rule file's folder {} (it resolves to {});              list files must stay inside it",
+            root.display(),
+            real.display()
         ));
+    }
+    let not_regular = || format!("list file {shown} is not a regular file");
+    // `real` has no symlinks left, so this is what `open` will find (short of a race).
+    let meta = std::fs::symlink_metadata(&real).map_err(|e| format!("list file {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(&real).map_err(|e| format!("list file {shown}: {e}"))?;
+    // Check what was opened as well, in case the path changed since.
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("list file {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular());
     }
     if meta.len() > MAX_LIST_FILE {
         return Err(format!(
-            "list file {} is {} bytes; at most {MAX_LIST_FILE}",
-            path.display(),
+            "list file {shown} is {} bytes; at most {MAX_LIST_FILE}",
             meta.len()
         ));
     }
-    Ok(path)
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_LIST_FILE + 1),
+        &mut bytes,
+    )
+    .map_err(|e| format!("list file {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_LIST_FILE {
+        return Err(format!(
+            "list file {shown} grew past {MAX_LIST_FILE} bytes while read"
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "list file {shown} is not UTF-8 text (at byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok((shown, text))
+}
+
+/// Characters of a list item (or of the parser's message about it) an error repeats.
+const EXCERPT_CHARS: usize = 40;
+
+/// At most `max` characters of `s`, every character but printable ASCII escaped (`\u{1b}`),
+/// so an error can't spill a file or drive a terminal.
+fn excerpt(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c.to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        })
+        .collect();
+    if s.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Where a list item was written, resolved into an error only if the item is bad (resolving
 /// scans the file, which must not happen per item for million-item lists).
 enum ItemAt<'a> {
     Inline(&'a Spanned<String>),
-    File {
-        line: usize,
-        column: usize,
-        width: usize,
-    },
+    File { line: usize, column: usize },
 }
 
 fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDef, RuleError> {
@@ -572,17 +636,8 @@ fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDe
     let mut file_text = String::new();
     let mut file_name = String::new();
     if let Some(f) = &l.file {
-        let path =
-            list_path(dir, f.as_str()).map_err(|why| cx.spanned(f, RuleErrorKind::Read { why }))?;
-        file_text = std::fs::read_to_string(&path).map_err(|e| {
-            cx.spanned(
-                f,
-                RuleErrorKind::Read {
-                    why: format!("list file {}: {e}", path.display()),
-                },
-            )
-        })?;
-        file_name = path.display().to_string();
+        (file_name, file_text) = read_list_file(dir, f.as_str())
+            .map_err(|why| cx.spanned(f, RuleErrorKind::Read { why }))?;
     }
     for (i, raw) in file_text.lines().enumerate() {
         let item = raw.split('#').next().unwrap_or("").trim();
@@ -593,29 +648,32 @@ fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDe
                 ItemAt::File {
                     line: i + 1,
                     column,
-                    width: item.len(),
                 },
             ));
         }
     }
+    // The item and the parser's words on it (which repeat it) are cut short and escaped; for
+    // a list file, the snippet is that excerpt alone, not the line around it.
     let bad = |item: &str, at: &ItemAt<'_>, k: &'static str, why: String| {
+        let shown = excerpt(item, EXCERPT_CHARS);
         let kind = RuleErrorKind::ListItem {
             list: name.to_string(),
-            item: item.to_string(),
+            item: shown.clone(),
             kind: k,
-            why,
+            why: excerpt(&why, 2 * EXCERPT_CHARS),
         };
         match at {
             ItemAt::Inline(s) => cx.spanned(*s, kind),
-            ItemAt::File {
-                line,
-                column,
-                width,
-            } => Ctx {
-                file: &file_name,
-                text: &file_text,
+            ItemAt::File { line, column, .. } => {
+                let width = shown.chars().count();
+                let location = Location {
+                    file: file_name.clone(),
+                    line: *line,
+                    column: *column,
+                    snippet: crate::lang::span::snippet(&shown, 0, width),
+                };
+                RuleError::new(location, kind)
             }
-            .at(*line, *column, *width, kind),
         }
     };
     Ok(match l.kind.as_str() {
