@@ -182,3 +182,48 @@ async fn default_rules_still_block_traversal() {
     assert_eq!(a.status(), 200, "{}", a.text());
     stack.shutdown().await;
 }
+
+/// An exemption compares the raw path, as the reference says: the normalised path would also
+/// skip `/admin%2f..%2fhealthz`, which an origin that keeps `%2F` routes under `/admin`.
+#[tokio::test]
+async fn a_skip_on_the_raw_path_exempts_only_that_spelling() {
+    const SKIP_HEALTH: &str = r#"
+version: 1
+rules:
+  - id: 100
+    ref: health-checks-skip-the-waf
+    expression: http.request.uri.path.raw eq "/healthz"
+    action: skip
+"#;
+    let origin = RecordingOrigin::start().await;
+    let stack = Stack::start(
+        &origin,
+        StackConfig {
+            site_rules: Some(SKIP_HEALTH),
+            ..StackConfig::default()
+        },
+    )
+    .await;
+    // SQL injection in the query: the default rules block it unless the skip applies.
+    let sqli = "?q=1%27%20OR%20%271%27%3D%271";
+    let cases: &[(&str, u16)] = &[
+        ("/healthz", 200),
+        ("/admin%2f..%2fhealthz", 403),
+        ("/admin/..;/healthz", 403),
+        ("//healthz", 403),
+        ("/other", 403),
+    ];
+    for (path, want) in cases {
+        let before = origin.requests().len();
+        let target = format!("{path}{sqli}");
+        let a = exchange(stack.addr, &get(target.as_bytes()), false).await;
+        assert_eq!(a.status(), *want, "{target}: {}", a.text());
+        let reached = origin.requests().len() - before;
+        assert_eq!(
+            reached,
+            usize::from(*want == 200),
+            "{target}: origin got {reached}"
+        );
+    }
+    stack.shutdown().await;
+}
