@@ -3,108 +3,24 @@
 //! line and column and shows the offending text with a caret.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use marked_yaml::Spanned;
 use serde::Deserialize;
 
-use crate::lang::sets::{IpSet, ValueSet};
 use crate::lang::{
-    check_rule, parse, ErrorKind, Field, Layer, ListDef, Lists, Location, Origin, Span, TExpr,
+    check_rule, parse, ErrorKind, Field, Layer, Lists, Location, Origin, Span, TExpr,
 };
 use crate::xdp::{compile, lower_rule, Action, CompileError, RuleSpec, XdpTables};
-use crate::Prefix;
+
+mod error;
+mod lists;
+use error::yaml_error;
+pub use error::{RuleError, RuleErrorKind};
+use lists::load_list;
 
 /// The file version this loader reads.
 pub const FILE_VERSION: u32 = 1;
-
-/// A rule-file error: where, and what. Opaque (boxed, so results stay small); read it through
-/// the accessors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError(Box<ErrorInner>);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ErrorInner {
-    location: Location,
-    kind: RuleErrorKind,
-}
-
-impl RuleError {
-    fn new(location: Location, kind: RuleErrorKind) -> RuleError {
-        RuleError(Box::new(ErrorInner { location, kind }))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RuleErrorKind {
-    #[error("cannot read the file: {why}")]
-    Read { why: String },
-    #[error("not valid YAML: {why}")]
-    Yaml { why: String },
-    #[error("{why}")]
-    Schema { why: String },
-    #[error("unsupported file version {found} (this rampart reads version {FILE_VERSION})")]
-    Version { found: u32 },
-    #[error(transparent)]
-    Expr(#[from] ErrorKind),
-    #[error("rule id {id} is already used on line {first_line}")]
-    DuplicateId { id: u32, first_line: usize },
-    #[error("unknown action `{action}` (expected one of: {expected})")]
-    UnknownAction {
-        action: String,
-        expected: &'static str,
-    },
-    #[error("unknown list kind `{kind}` (expected ip, int or string)")]
-    ListKind { kind: String },
-    #[error("list `{list}`: `{item}` is not a valid {kind}: {why}")]
-    ListItem {
-        list: String,
-        item: String,
-        kind: &'static str,
-        why: String,
-    },
-    #[error("{why}")]
-    Action { why: String },
-    #[error("the XDP back end refuses this rule: {why}")]
-    Xdp { why: String },
-}
-
-impl RuleError {
-    pub fn kind(&self) -> &RuleErrorKind {
-        &self.0.kind
-    }
-
-    pub fn file(&self) -> &str {
-        &self.0.location.file
-    }
-
-    pub fn line(&self) -> usize {
-        self.0.location.line
-    }
-
-    pub fn column(&self) -> usize {
-        self.0.location.column
-    }
-
-    /// The offending line and a caret under the offending text.
-    pub fn snippet(&self) -> &str {
-        &self.0.location.snippet
-    }
-}
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: error: {}", self.0.location, self.0.kind)?;
-        if !self.0.location.snippet.is_empty() {
-            write!(f, "\n{}", self.0.location.snippet)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for RuleError {}
 
 /// What a matching rule does.
 #[derive(Clone, Debug, PartialEq)]
@@ -331,6 +247,34 @@ struct XdpRateLimitDoc {
 
 const ACTIONS: &str = "drop, rate_limit, allow, log, block, skip, score, ratelimit, jail, route";
 
+/// Ids kept for the built-in default rules (`rules/waf/default.yaml`), present and future.
+pub const DEFAULT_RULE_IDS: std::ops::RangeInclusive<u32> = 900_000..=999_999;
+
+/// For a site's rule file `site` (its text `text`, for the caret) that runs beside `other` (the
+/// default rules): refuses a rule whose id `other` uses, as the engine does at start and on
+/// reload — but here with the file, line and column of the site's rule.
+pub fn check_ids_beside(site: &RuleSet, text: &str, other: &RuleSet) -> Result<(), RuleError> {
+    let cx = Ctx {
+        file: &site.file,
+        text,
+    };
+    for r in &site.rules {
+        let Some(o) = other.rules.iter().find(|o| o.id == r.id) else {
+            continue;
+        };
+        let id = r.id.to_string();
+        let src = text.lines().nth(r.line.saturating_sub(1)).unwrap_or("");
+        let column = src.find(&id).map_or(1, |i| i + 1);
+        let kind = RuleErrorKind::IdOfOther {
+            id: r.id,
+            other_file: other.file.clone(),
+            other_ref: o.reference.clone().unwrap_or_else(|| "-".into()),
+        };
+        return Err(cx.at(r.line, column, id.len(), kind));
+    }
+    Ok(())
+}
+
 /// Reads, checks and compiles a rule file. List files are read relative to its directory.
 pub fn load_file(path: &Path) -> Result<RuleSet, RuleError> {
     let name = path.display().to_string();
@@ -410,7 +354,11 @@ impl Ctx<'_> {
 /// Checks and compiles rule-file text (`file` names it in errors; list files resolve from `dir`).
 pub fn load_str(text: &str, file: &str, dir: &Path) -> Result<RuleSet, RuleError> {
     let cx = Ctx { file, text };
-    let doc: FileDoc = marked_yaml::from_yaml(0, text).map_err(|e| yaml_error(&cx, e))?;
+    // A repeated key would otherwise silently take the last value (`action: drop` then
+    // `action: allow` is an allow rule).
+    let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
+    let doc: FileDoc =
+        marked_yaml::from_yaml_with_options(0, text, options).map_err(|e| yaml_error(&cx, e))?;
     if *doc.version != FILE_VERSION {
         return Err(cx.spanned(
             &doc.version,
@@ -428,6 +376,9 @@ pub fn load_str(text: &str, file: &str, dir: &Path) -> Result<RuleSet, RuleError
     let mut xdp_entries = Vec::new();
     for r in &doc.rules {
         let line = r.id.span().start().map_or(0, |m| m.line());
+        if *r.id == 0 {
+            return Err(cx.spanned(&r.id, RuleErrorKind::ZeroId));
+        }
         if let Some(first_line) = seen.insert(*r.id, line) {
             return Err(cx.spanned(
                 &r.id,
@@ -483,176 +434,6 @@ pub fn load_str(text: &str, file: &str, dir: &Path) -> Result<RuleSet, RuleError
         lists,
         xdp_entries,
         xdp,
-    })
-}
-
-fn yaml_error(cx: &Ctx<'_>, e: marked_yaml::FromYamlError) -> RuleError {
-    match e {
-        marked_yaml::FromYamlError::ParseYaml(le) => {
-            let why = le.to_string();
-            let line = why
-                .split("line ")
-                .nth(1)
-                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1);
-            cx.at(line, 1, 1, RuleErrorKind::Yaml { why })
-        }
-        marked_yaml::FromYamlError::FromNode(ne) => {
-            let path = ne.path().map(str::to_string);
-            let inner = ne.into_inner();
-            let (line, col) = inner
-                .start_mark()
-                .map_or((1, 1), |m| (m.line(), m.column()));
-            let why = match path {
-                Some(p) if !p.is_empty() => format!("at `{p}`: {inner}"),
-                _ => inner.to_string(),
-            };
-            cx.at(line, col, 1, RuleErrorKind::Schema { why })
-        }
-    }
-}
-
-/// Largest list file read (a million prefixes take about 16 MB).
-const MAX_LIST_FILE: u64 = 256 << 20;
-
-/// A list file's path: relative to the rule file's directory and inside it, naming a regular file
-/// of bounded size (a rule file must not make the loader read `/etc/shadow` or `/dev/zero`).
-fn list_path(dir: &Path, name: &str) -> Result<PathBuf, String> {
-    let rel = Path::new(name);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(format!(
-            "list file `{name}`: give a path relative to the rule file's directory, without `..`"
-        ));
-    }
-    let path = dir.join(rel);
-    let meta =
-        std::fs::metadata(&path).map_err(|e| format!("list file {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!(
-            "list file {} is not a regular file",
-            path.display()
-        ));
-    }
-    if meta.len() > MAX_LIST_FILE {
-        return Err(format!(
-            "list file {} is {} bytes; at most {MAX_LIST_FILE}",
-            path.display(),
-            meta.len()
-        ));
-    }
-    Ok(path)
-}
-
-/// Where a list item was written, resolved into an error only if the item is bad (resolving
-/// scans the file, which must not happen per item for million-item lists).
-enum ItemAt<'a> {
-    Inline(&'a Spanned<String>),
-    File {
-        line: usize,
-        column: usize,
-        width: usize,
-    },
-}
-
-fn load_list(cx: &Ctx<'_>, name: &str, l: &ListDoc, dir: &Path) -> Result<ListDef, RuleError> {
-    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-        let why = format!("list name `{name}`: use letters, digits and `_` (it is written `${name}` in expressions)");
-        return Err(cx.spanned(&l.kind, RuleErrorKind::Schema { why }));
-    }
-    let mut items: Vec<(&str, ItemAt<'_>)> = l
-        .items
-        .iter()
-        .map(|it| (it.as_str(), ItemAt::Inline(it)))
-        .collect();
-    let mut file_text = String::new();
-    let mut file_name = String::new();
-    if let Some(f) = &l.file {
-        let path =
-            list_path(dir, f.as_str()).map_err(|why| cx.spanned(f, RuleErrorKind::Read { why }))?;
-        file_text = std::fs::read_to_string(&path).map_err(|e| {
-            cx.spanned(
-                f,
-                RuleErrorKind::Read {
-                    why: format!("list file {}: {e}", path.display()),
-                },
-            )
-        })?;
-        file_name = path.display().to_string();
-    }
-    for (i, raw) in file_text.lines().enumerate() {
-        let item = raw.split('#').next().unwrap_or("").trim();
-        if !item.is_empty() {
-            let column = raw.find(item).unwrap_or(0) + 1;
-            items.push((
-                item,
-                ItemAt::File {
-                    line: i + 1,
-                    column,
-                    width: item.len(),
-                },
-            ));
-        }
-    }
-    let bad = |item: &str, at: &ItemAt<'_>, k: &'static str, why: String| {
-        let kind = RuleErrorKind::ListItem {
-            list: name.to_string(),
-            item: item.to_string(),
-            kind: k,
-            why,
-        };
-        match at {
-            ItemAt::Inline(s) => cx.spanned(*s, kind),
-            ItemAt::File {
-                line,
-                column,
-                width,
-            } => Ctx {
-                file: &file_name,
-                text: &file_text,
-            }
-            .at(*line, *column, *width, kind),
-        }
-    };
-    Ok(match l.kind.as_str() {
-        "ip" => {
-            let mut prefixes = Vec::with_capacity(items.len());
-            for (item, at) in &items {
-                prefixes.push(
-                    item.parse::<Prefix>()
-                        .map_err(|e| bad(item, at, "prefix", e.to_string()))?,
-                );
-            }
-            ListDef::Ip(Arc::new(ValueSet::Ip(IpSet::new(prefixes))))
-        }
-        "int" => {
-            let mut ranges = Vec::with_capacity(items.len());
-            for (item, at) in &items {
-                let v: i64 = item.parse().map_err(|e: std::num::ParseIntError| {
-                    bad(item, at, "integer", e.to_string())
-                })?;
-                ranges.push((v, v));
-            }
-            ListDef::Int(Arc::new(ValueSet::ints(ranges)))
-        }
-        "string" => ListDef::Bytes(Arc::new(ValueSet::Bytes(
-            items
-                .iter()
-                .map(|(s, _)| s.as_bytes().to_vec())
-                .collect::<HashSet<_>>(),
-        ))),
-        other => {
-            return Err(cx.spanned(
-                &l.kind,
-                RuleErrorKind::ListKind {
-                    kind: other.to_string(),
-                },
-            ))
-        }
     })
 }
 

@@ -26,8 +26,8 @@ pub mod prefix;
 pub mod xdp;
 
 pub use file::{
-    load_file, load_str, L7Attrs, L7RateLimit, Mode, RateLimitExprs, Rule, RuleAction, RuleError,
-    RuleErrorKind, RuleSet, ScoreClass, Target,
+    check_ids_beside, load_file, load_str, L7Attrs, L7RateLimit, Mode, RateLimitExprs, Rule,
+    RuleAction, RuleError, RuleErrorKind, RuleSet, ScoreClass, Target, DEFAULT_RULE_IDS,
 };
 pub use prefix::{Prefix, PrefixError};
 

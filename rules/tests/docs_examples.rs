@@ -278,3 +278,51 @@ fn every_example_in_the_reference_holds() {
         failures.join("\n\n")
     );
 }
+
+/// The safe form of a path rule (issue 17, item 5): a prefix test on the path in the examples
+/// is on `lower(http.request.uri.path)`, so copying an example does not leave `/ADMIN` open.
+#[test]
+fn path_prefix_examples_compare_the_lowered_path() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
+    let md = std::fs::read_to_string(&doc).unwrap();
+    let bad: Vec<String> = blocks(&md)
+        .iter()
+        .filter(|b| b.info.starts_with("yaml") || b.info == "expr")
+        .flat_map(|b| {
+            b.text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("starts_with(http.request.uri.path,"))
+                .map(|(i, l)| format!("line {}: {}", b.line + i, l.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(bad.is_empty(), "use lower(...):\n{}", bad.join("\n"));
+}
+
+/// Every "`RAW` is `NORMALISED`" in the Paths section holds for the value the engine computes.
+#[test]
+fn paths_section_examples_hold() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
+    let md = std::fs::read_to_string(&doc).unwrap();
+    let start = md.find("#### Paths").expect("Paths section");
+    let section = &md[start..];
+    let section = &section[..section[4..].find("\n#").map_or(section.len(), |e| e + 4)];
+    let pieces: Vec<&str> = section.split('`').collect();
+    let mut checked = 0;
+    // Inside a code span are the odd pieces; "`A` is `B`" is A, " is ", B.
+    for k in (1..pieces.len().saturating_sub(2)).step_by(2) {
+        if pieces[k + 1] != " is " {
+            continue;
+        }
+        let (raw, want) = (pieces[k], pieces[k + 2]);
+        let got = rampart_rules::lang::path::request_path(raw.as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            want,
+            "reference.md Paths: `{raw}` is `{want}`"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} examples found");
+}

@@ -283,3 +283,79 @@ fn list_files_stay_beside_the_rule_file_and_long_lines_are_cut() {
     );
     assert!(e.snippet().contains("10.0.0.1/8"), "{}", e.snippet());
 }
+
+/// Issue 17 item 15: a YAML syntax error is reported where it is (not at 1:1), with the caret.
+#[test]
+fn yaml_syntax_errors_point_at_their_place() {
+    let text = "version: 1\nrules:\n  - id: 1\n    expression: ip.ttl lt 2\n    action: drop\n  - id: 2\n    expression: \"unterminated\n    action: drop\n";
+    let e = load_str(text, "syn.yaml", Path::new(".")).unwrap_err();
+    assert!(matches!(e.kind(), RuleErrorKind::Yaml { .. }), "{e}");
+    assert_eq!((e.line(), e.column()), (7, 17), "{e}");
+    assert!(
+        e.snippet()
+            .starts_with("      expression: \"unterminated\n"),
+        "{e}"
+    );
+    assert!(e.snippet().ends_with("                 ^"), "{e:?}");
+    let text = "version: 1\nrules:\n  - id: 1\n    expression: ip.ttl lt 2\n    action: drop\n   - id: 2\n";
+    let e = load_str(text, "indent.yaml", Path::new(".")).unwrap_err();
+    assert_eq!((e.line(), e.column()), (6, 4), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("indent.yaml:6:4: error: not valid YAML: "),
+        "{e}"
+    );
+}
+
+/// Issue 17 item 15: a repeated key is refused at the repeat (it used to take the last value:
+/// this rule was an `allow`).
+#[test]
+fn repeated_yaml_keys_are_refused() {
+    let text = "version: 1\nrules:\n  - id: 1\n    expression: ip.ttl lt 2\n    action: drop\n    action: allow\n";
+    let e = load_str(text, "dup.yaml", Path::new(".")).unwrap_err();
+    assert!(matches!(e.kind(), RuleErrorKind::Yaml { .. }), "{e}");
+    assert_eq!((e.line(), e.column()), (6, 5), "{e}");
+    assert!(
+        e.to_string()
+            .contains("key `action` is repeated (first on line 5)"),
+        "{e}"
+    );
+    // In the lists mapping and at the top level too.
+    let text = "version: 1\nlists:\n  a: { kind: ip, items: [\"192.0.2.1\"] }\n  a: { kind: ip, items: [] }\nrules: []\n";
+    let e = load_str(text, "dup.yaml", Path::new(".")).unwrap_err();
+    assert_eq!(e.line(), 4, "{e}");
+    let e = load_str("version: 1\nversion: 1\n", "dup.yaml", Path::new(".")).unwrap_err();
+    assert_eq!(e.line(), 2, "{e}");
+}
+
+/// Issue 17 item 15: id 0 is the engine's, and a default rule's id may not be reused beside
+/// the default rules.
+#[test]
+fn reserved_and_default_rule_ids_are_refused() {
+    let text = "version: 1\nrules:\n  - id: 0\n    expression: ip.ttl lt 2\n    action: drop\n";
+    let e = load_str(text, "zero.yaml", Path::new(".")).unwrap_err();
+    assert_eq!(*e.kind(), RuleErrorKind::ZeroId);
+    assert_eq!((e.line(), e.column()), (3, 9), "{e}");
+
+    let waf = rampart_rules::default_waf();
+    let text = "version: 1\nrules:\n  - id: 5\n    expression: http.host eq \"a\"\n    action: block\n  - id: 900100\n    expression: http.host eq \"b\"\n    action: block\n";
+    let site = load_str(text, "site.yaml", Path::new(".")).unwrap();
+    let e = rampart_rules::check_ids_beside(&site, text, &waf).unwrap_err();
+    assert!(
+        matches!(e.kind(), RuleErrorKind::IdOfOther { id: 900100, .. }),
+        "{e}"
+    );
+    assert_eq!((e.line(), e.column()), (6, 9), "{e}");
+    assert!(e.to_string().contains("taken by rule `sqli-args`"), "{e}");
+    assert!(e.snippet().ends_with("^^^^^^"), "{e}");
+    // Ids the default rules do not use pass, even in their range.
+    let text = "version: 1\nrules:\n  - id: 950000\n    expression: http.host eq \"a\"\n    action: block\n";
+    let site = load_str(text, "site.yaml", Path::new(".")).unwrap();
+    rampart_rules::check_ids_beside(&site, text, &waf).unwrap();
+    assert!(rampart_rules::DEFAULT_RULE_IDS.contains(&950000));
+    // The default rules are in their own range.
+    assert!(waf
+        .rules
+        .iter()
+        .all(|r| rampart_rules::DEFAULT_RULE_IDS.contains(&r.id)));
+}

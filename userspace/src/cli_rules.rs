@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use rampart::kernel::{Dataplane, FilterTables};
-use rampart::rulesets::{check_report, test_capture};
-use rampart_rules::{load_file, RuleSet};
+use rampart::rulesets::{check_file, test_capture};
+use rampart_rules::{load_file, RuleErrorKind, RuleSet};
 
 #[derive(Subcommand)]
 pub enum RulesOp {
@@ -16,6 +16,10 @@ pub enum RulesOp {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The files run without the default rules (`l7.default_rules = false`): do not refuse
+        /// the ids those use.
+        #[arg(long)]
+        no_default_rules: bool,
     },
     /// Compile a file and swap it into the running instance atomically (a bad file changes nothing).
     Load { file: PathBuf },
@@ -36,13 +40,22 @@ pub enum RulesOp {
 
 pub fn run(pin_dir: &Path, op: RulesOp) -> Result<()> {
     match op {
-        RulesOp::Check { files } => {
+        RulesOp::Check {
+            files,
+            no_default_rules,
+        } => {
             let mut failed = 0;
             for f in &files {
-                match load_file(f) {
-                    Ok(set) => print!("{}", check_report(&set)),
+                match check_file(f, !no_default_rules) {
+                    Ok(checked) => {
+                        print!("{}", checked.report);
+                        checked.warnings.iter().for_each(|w| eprintln!("{w}"));
+                    }
                     Err(e) => {
                         eprintln!("{e}");
+                        if matches!(e.kind(), RuleErrorKind::IdOfOther { .. }) {
+                            eprintln!("  (with `l7.default_rules = false` in the config, check with --no-default-rules)");
+                        }
                         failed += 1;
                     }
                 }

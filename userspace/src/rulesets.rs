@@ -6,15 +6,59 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use rampart_rules::{
+    check_ids_beside, default_waf,
     lang::eval_bool,
+    load_file,
     packet::{parse_frame, PacketView},
-    Mode, RuleAction, RuleSet, Target,
+    Mode, RuleAction, RuleError, RuleSet, Target, DEFAULT_RULE_IDS,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error("{path}: {why}")]
     Read { path: String, why: String },
+}
+
+/// What `rules check` says of a file it accepts.
+#[derive(Debug)]
+pub struct Checked {
+    /// [`check_report`] of the file.
+    pub report: String,
+    /// Not errors, but worth a look (ids kept for future default rules).
+    pub warnings: Vec<String>,
+}
+
+/// `rules check FILE`: refuses what `run` and reload refuse. The file loads as they load it,
+/// and when the default rules run beside it (`l7.default_rules`, on by default) it may not
+/// reuse their ids: the engine refuses the pair, so `run` would not start and a reload would
+/// be refused.
+pub fn check_file(path: &Path, beside_default: bool) -> Result<Checked, RuleError> {
+    let set = load_file(path)?;
+    let mut warnings = Vec::new();
+    if beside_default {
+        // Only for the caret: the file was just read whole by `load_file`.
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        check_ids_beside(&set, &text, &default_waf())?;
+        for r in set
+            .rules
+            .iter()
+            .filter(|r| DEFAULT_RULE_IDS.contains(&r.id))
+        {
+            warnings.push(format!(
+                "{}:{}: warning: rule id {} is in {} to {}, kept for the default rules: a later \
+                 default rule may take it",
+                set.file,
+                r.line,
+                r.id,
+                DEFAULT_RULE_IDS.start(),
+                DEFAULT_RULE_IDS.end()
+            ));
+        }
+    }
+    Ok(Checked {
+        report: check_report(&set),
+        warnings,
+    })
 }
 
 /// `rules check`: where each rule runs and what it takes.

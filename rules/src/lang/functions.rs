@@ -7,6 +7,8 @@ use std::borrow::Cow;
 use super::check::TExpr;
 use super::types::{Ty, Value};
 
+pub use super::path::normalize_path;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Func {
     Lower,
@@ -208,6 +210,16 @@ fn as_bytes(v: &Value) -> Option<&[u8]> {
 
 /// `%XX` to bytes and `+` to space; a malformed escape is kept as written.
 pub fn url_decode(s: &[u8]) -> Vec<u8> {
+    decode(s, true)
+}
+
+/// `%XX` to bytes, `+` kept (it means a space only in form-encoded data, not in a path); a
+/// malformed escape is kept as written.
+pub fn percent_decode(s: &[u8]) -> Vec<u8> {
+    decode(s, false)
+}
+
+fn decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -220,7 +232,7 @@ pub fn url_decode(s: &[u8]) -> Vec<u8> {
                 }
                 _ => out.push(b'%'),
             },
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             c => out.push(c),
         }
         i += 1;
@@ -298,29 +310,6 @@ pub fn base64_decode(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Resolves `.` and `..` segments and collapses repeated slashes (`/a//b/../c` → `/a/c`).
-pub fn normalize_path(s: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for seg in s.split(|c| *c == b'/') {
-        match seg {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    let mut out = Vec::with_capacity(s.len());
-    for p in &parts {
-        out.push(b'/');
-        out.extend_from_slice(p);
-    }
-    if out.is_empty() || s.ends_with(b"/") && !parts.is_empty() {
-        out.push(b'/');
-    }
-    out
-}
-
 /// Runs of ASCII whitespace become one space.
 pub fn compress_whitespace(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
@@ -349,9 +338,10 @@ mod tests {
             b"<a>A&bogus;"
         );
         assert_eq!(base64_decode(b"aGVsbG8="), b"hello");
+        assert_eq!(percent_decode(b"a%20b+c%2"), b"a b+c%2");
         assert_eq!(normalize_path(b"/a//b/../c/./d"), b"/a/c/d");
-        assert_eq!(normalize_path(b"/../../etc/passwd"), b"/etc/passwd");
-        assert_eq!(normalize_path(b""), b"/");
+        assert_eq!(normalize_path(b"/;x/secret"), b"/secret");
+        assert_eq!(normalize_path(b"/\\secret"), b"/secret");
         assert_eq!(compress_whitespace(b"a \t\n b"), b"a b");
     }
 

@@ -9,6 +9,7 @@ pub mod fields;
 pub mod functions;
 mod lexer;
 mod parser;
+pub mod path;
 pub mod sets;
 pub mod span;
 pub mod types;

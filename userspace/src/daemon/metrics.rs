@@ -267,6 +267,12 @@ pub fn engine(e: &mut Exposition, s: &EngineStats) {
         s.ratelimit.evictions as f64,
     );
     e.one(
+        "rampart_ratelimit_penalty_evictions_total",
+        "counter",
+        "Keys evicted inside their penalty box (every key of their set was boxed).",
+        s.ratelimit.penalty_evictions as f64,
+    );
+    e.one(
         "rampart_ratelimit_memory_bytes",
         "gauge",
         "Memory of the rate-limit store.",

@@ -7,6 +7,15 @@
 //! (counted in [`StoreStats::evictions`]), and an evicted key simply starts fresh. Flooding the
 //! store with new keys can make it forget counters, never exhaust memory.
 //!
+//! A key in its penalty box is not evicted while its set holds a key that is not: otherwise a
+//! flood of unique keys would let a boxed client out early (the LRU way passed over for this is
+//! counted in [`StoreStats::penalty_kept`]). Residual: when all eight ways of a set are boxed,
+//! the least recently used boxed key is evicted after all and its next request starts fresh
+//! (counted in [`StoreStats::penalty_evictions`]). Filling a set with boxed keys takes, per
+//! key, more requests than its limit, and the sets are picked by a hash of the key. Keys of
+//! limits without a timeout (limited only while over the rate) are not protected: eviction
+//! gives such a key a new window.
+//!
 //! Semantics:
 //! - **Windows** are `period_ms` long and aligned per key at first sight; they advance by whole
 //!   periods, and a key idle for two periods restarts at `now` as if new. The estimated rate is
@@ -71,6 +80,12 @@ pub struct StoreStats {
     pub memory_bytes: usize,
     /// New entries created; always `evictions + entries`.
     pub insertions: u64,
+    /// Evictions (of `evictions`) that passed over the set's least recently used key because it
+    /// was in its penalty box, and evicted an unboxed key instead.
+    pub penalty_kept: u64,
+    /// Evictions (of `evictions`) of a key still in its penalty box, because every way of its
+    /// set was boxed: that key's next request starts fresh.
+    pub penalty_evictions: u64,
 }
 
 /// `at` holds the penalty-box end instead of the window start (counts are unused while boxed).
@@ -105,6 +120,8 @@ struct Shard {
     len: usize,
     insertions: u64,
     evictions: u64,
+    penalty_kept: u64,
+    penalty_evictions: u64,
 }
 
 /// A shard lock on its own cache line, so neighbouring shards don't false-share.
@@ -184,6 +201,11 @@ impl Entry {
         self.cur = 0;
         self.at = now;
         0
+    }
+
+    /// In a penalty box that has not ended at `now`.
+    fn boxed_at(&self, now: u64) -> bool {
+        self.flags & BOXED != 0 && self.at > now
     }
 
     /// Resets counts and flags, keeping identity, LRU stamp and offenses.
@@ -295,7 +317,21 @@ impl Shard {
                 // which only makes the choice less than perfectly LRU.
                 self.evictions += 1;
                 let age = |e: &Entry| tick.wrapping_sub(e.stamp);
-                ways.iter().enumerate().max_by_key(|(_, e)| age(e))?.0
+                let lru = ways.iter().enumerate().max_by_key(|(_, e)| age(e))?.0;
+                if !ways[lru].boxed_at(now) {
+                    lru
+                } else if let Some((way, _)) = ways
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| !e.boxed_at(now))
+                    .max_by_key(|(_, e)| age(e))
+                {
+                    self.penalty_kept += 1;
+                    way
+                } else {
+                    self.penalty_evictions += 1;
+                    lru
+                }
             }
         };
         let entry = &mut ways[way];
@@ -339,6 +375,8 @@ impl RateStore {
                     len: 0,
                     insertions: 0,
                     evictions: 0,
+                    penalty_kept: 0,
+                    penalty_evictions: 0,
                 }))
             })
             .collect();
@@ -403,6 +441,8 @@ impl RateStore {
             stats.entries += shard.len;
             stats.evictions += shard.evictions;
             stats.insertions += shard.insertions;
+            stats.penalty_kept += shard.penalty_kept;
+            stats.penalty_evictions += shard.penalty_evictions;
         }
         stats
     }
@@ -663,6 +703,85 @@ mod tests {
         assert_eq!(s.stats().evictions, 3);
     }
 
+    /// Issue 17 item 6: a flood of unique keys must not push a key out of its penalty box.
+    #[test]
+    fn key_flood_does_not_release_a_penalised_key() {
+        // One set of eight ways: every flood key competes with the boxed one for a way.
+        let s = RateStore::with_memory(0);
+        let l = lim(1000, 2, 60_000);
+        let boxed = 0xB0C5;
+        assert_eq!(allowed_burst(&s, boxed, &l, 0), 2); // the third enters the box until 60 s
+        for round in 0..3u64 {
+            // 1,000 unique keys, one request each, never touching the boxed key.
+            for i in 0..1000u64 {
+                let _ = s.check(splitmix(round * 1000 + i), &l, 1 + round * 1000 + i, true);
+            }
+            let now = 10_000 + round * 20_000;
+            assert_eq!(
+                s.check(boxed, &l, now, true),
+                limited(60_000 - now, false, 1),
+                "after flood {round}"
+            );
+        }
+        for i in 0..1000u64 {
+            let _ = s.check(splitmix(10_000 + i), &l, 59_000 + i / 2, true);
+        }
+        assert_eq!(s.check(boxed, &l, 59_999, true), limited(1, false, 1));
+        let st = s.stats();
+        assert!(st.penalty_kept > 0, "{st:?}");
+        assert_eq!(st.penalty_evictions, 0);
+        assert_eq!(st.evictions, st.insertions - st.entries as u64);
+        assert_eq!(allowed_burst(&s, boxed, &l, 60_000), 2);
+    }
+
+    /// The residual: when every way of a set is boxed, one boxed key is evicted after all, and
+    /// that is counted apart.
+    #[test]
+    fn a_set_full_of_boxed_keys_evicts_one_and_counts_it() {
+        let s = RateStore::with_memory(0);
+        let l = lim(1000, 1, 60_000);
+        for key in 1..=WAYS as u64 {
+            assert!(is_allowed(s.check(key, &l, key, true)));
+            assert_eq!(s.check(key, &l, key, true), limited(60_000, true, 1));
+        }
+        let counters = |s: &RateStore| {
+            let st = s.stats();
+            (st.evictions, st.penalty_kept, st.penalty_evictions)
+        };
+        // Every way is boxed: the least recently used boxed key (1) goes, counted.
+        assert!(is_allowed(s.check(100, &l, 20, true)));
+        assert_eq!(counters(&s), (1, 0, 1));
+        // Key 1 starts fresh inside what was its box. Coming back, it passes over the boxed
+        // LRU key 2 and evicts the only unboxed key, 100.
+        assert!(is_allowed(s.check(1, &l, 21, true)));
+        assert_eq!(counters(&s), (2, 1, 1));
+        assert_eq!(s.check(2, &l, 22, true), limited(60_002 - 22, false, 1));
+        // A box that has ended protects nothing: plain LRU (key 3) again.
+        assert!(is_allowed(s.check(200, &l, 70_000, true)));
+        assert_eq!(counters(&s), (3, 1, 1));
+        assert!(is_allowed(s.check(3, &l, 70_001, true)));
+    }
+
+    /// The same in a store of many sets: boxed keys keep their boxes through a flood of four
+    /// times the capacity.
+    #[test]
+    fn boxed_keys_survive_a_flood_of_the_whole_store() {
+        let s = RateStore::with_memory(1 << 16);
+        let l = lim(1000, 1, 100_000);
+        let boxed: Vec<u64> = (0..16).map(|i| splitmix(1_000_000 + i)).collect();
+        for &k in &boxed {
+            assert!(is_allowed(s.check(k, &l, 0, true)));
+            assert_eq!(s.check(k, &l, 0, true), limited(100_000, true, 1));
+        }
+        let flood = 4 * s.capacity() as u64;
+        for i in 0..flood {
+            let _ = s.check(splitmix(i), &l, i * 50_000 / flood, true);
+        }
+        for &k in &boxed {
+            assert_eq!(s.check(k, &l, 60_000, true), limited(40_000, false, 1));
+        }
+    }
+
     #[test]
     fn memory_never_exceeds_budget() {
         let mut last_capacity = 0;
@@ -757,6 +876,8 @@ mod tests {
                 prop_assert!(st.entries <= st.capacity);
                 prop_assert!(st.memory_bytes <= budget.max(RateStore::MIN_MEMORY_BYTES));
                 prop_assert_eq!(st.evictions, st.insertions - st.entries as u64);
+                // Both penalty counters are kinds of eviction.
+                prop_assert!(st.penalty_kept + st.penalty_evictions <= st.evictions);
             }
         }
 

@@ -27,8 +27,10 @@ pub struct RequestView {
     pub uri: Vec<u8>,
     /// Raw path as sent (`/a%20b`); see the module docs for the normalised cases.
     pub path_raw: Vec<u8>,
-    /// Percent-decoded path (`/a b`), decoded once; `+` stays `+` (it only means space in
-    /// form-encoded data), `%2F` becomes `/`, `%00` a NUL byte, a malformed escape stays as sent.
+    /// Normalised path (`rampart_rules::lang::path::request_path`): percent-decoded once (`+`
+    /// stays `+`, `%2F` becomes `/`, `%00` a NUL byte, a malformed escape stays as sent), then
+    /// `\` as `/`, `;` path parameters cut, empty and `.` segments removed, `..` resolved
+    /// below `/`; case kept. `*` and the empty CONNECT path are only decoded.
     pub path: Vec<u8>,
     /// Raw query without `?`; None when the target has no `?` (Some(empty) for a trailing `?`).
     pub query: Option<Vec<u8>>,
@@ -106,7 +108,7 @@ impl RequestView {
         RequestView {
             method: parts.method.as_str().as_bytes().to_vec(),
             uri,
-            path: percent_decode(&path_raw),
+            path: rampart_rules::lang::path::request_path(&path_raw),
             path_raw,
             query,
             args,
@@ -288,7 +290,7 @@ mod tests {
     fn raw_and_decoded_path() {
         let v = get("/a%20b/%2F..%2Fetc/%00x/c+d/%zz/%4?q=1");
         assert_eq!(v.path_raw, b"/a%20b/%2F..%2Fetc/%00x/c+d/%zz/%4");
-        assert_eq!(v.path, b"/a b//../etc/\0x/c+d/%zz/%4");
+        assert_eq!(v.path, b"/etc/\0x/c+d/%zz/%4");
         assert_eq!(v.uri, b"/a%20b/%2F..%2Fetc/%00x/c+d/%zz/%4?q=1");
         // `%2B` decodes to `+`, a literal `+` stays; decoding happens once only.
         assert_eq!(get("/%2B+%252F").path, b"/++%2F");
