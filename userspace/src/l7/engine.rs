@@ -52,6 +52,7 @@ pub struct EngineConfig {
     /// Bytes of body buffered for inspection.
     pub body_limit: usize,
     pub over_limit: OverLimit,
+    /// Bodies sent with a `Content-Encoding`, when rules read the body.
     pub encoded_body: EncodedBody,
     pub client_ip: ClientIpConfig,
     /// Memory for the rate-limit store, allocated once.
