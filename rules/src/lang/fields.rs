@@ -85,8 +85,11 @@ fields! {
     HttpCookies = "http.request.cookies": Ty::map_of_bytes(), L7;
     HttpUserAgent = "http.user_agent": Ty::Bytes, L7;
     HttpVersion = "http.request.version": Ty::Bytes, L7;
+    HttpTruncated = "http.request.truncated": Ty::array_of_bytes(), L7;
     HttpBodyRaw = "http.request.body.raw": Ty::Bytes, L7;
     HttpBodyForm = "http.request.body.form": Ty::map_of_bytes(), L7;
+    HttpBodyTruncated = "http.request.body.truncated": Ty::array_of_bytes(), L7;
+    HttpBodyError = "http.request.body.error": Ty::Bytes, L7;
     WafScore = "waf.score": Ty::Int, L7;
     WafScoreSqli = "waf.score.sqli": Ty::Int, L7;
     WafScoreXss = "waf.score.xss": Ty::Int, L7;

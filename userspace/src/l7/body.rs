@@ -1,39 +1,54 @@
 //! The WAF's view of a buffered request body: `http.request.body.form`, the name → value pairs
-//! of an urlencoded form, a JSON document or a multipart form, chosen by `Content-Type`.
+//! of an urlencoded form, a JSON document or a multipart form, chosen by `Content-Type`, and
+//! for a body of no or an unknown type, sniffed from its shape.
 //!
 //! Rules always see the raw body too; this module only adds structure, so a body that does not
 //! parse as its type says gets a [`BodyError`] (counted by the caller) and whatever fields could
 //! be read before the failure. The body is hostile: nothing here panics, JSON nesting is checked
-//! before any recursion, and every list and value is capped by [`BodyLimits`].
+//! before any recursion, and every list and value is capped by [`BodyLimits`]; a cap that is hit
+//! is recorded in [`BodyTruncation`], which rules read as `http.request.body.truncated`.
 //!
 //! A body cut at the buffering limit (`complete = false`) is not an error when it is invalid
 //! only because it was cut (JSON ending early, multipart without its closing boundary): the
-//! fields read so far are kept and `truncated` is set. The last field may then hold a cut value.
+//! fields read so far are kept and `truncated.limit` is set. The last field may then hold a cut
+//! value.
+//!
+//! Sniffing: origins read bodies whatever their declared type (a JSON parser forced on any
+//! body, a form parser on a body without a type), so a body of no type or of a type other than
+//! the three above is read as JSON when it parses as JSON, else as urlencoded pairs when it
+//! holds a `=`, and, unless it parses as JSON, also as one field with the empty name holding the
+//! whole body, so that rules on form fields see the text. Bodies declared with a binary or
+//! markup type ([`is_binary_or_markup`]) are only tried as JSON.
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use super::request::{parse_urlencoded, percent_decode, Pairs};
+use super::multipart::parse_multipart;
+use super::request::{parse_urlencoded, Pairs};
 
 /// How the body was interpreted, from its `Content-Type`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BodyKind {
-    /// No `Content-Type`: nothing is parsed (we don't sniff; neither do most frameworks).
+    /// No `Content-Type`: sniffed (see the module docs).
     #[default]
     None,
     /// `application/x-www-form-urlencoded`.
     Form,
-    /// `application/json`, `application/*+json`.
+    /// `application/json`, `text/json`, `*/*+json`.
     Json,
     /// `multipart/form-data`.
     Multipart,
-    /// Any other type: rules see only the raw body.
+    /// Any other type: sniffed (see the module docs).
     Other,
 }
 
 /// What the WAF reads of a request body.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BodyView {
+    /// The declared type's kind.
     pub kind: BodyKind,
+    /// For a body of kind `None` or `Other`: `Json` when it was read as JSON, `Form` when it was
+    /// read as urlencoded pairs (beside the whole-body field).
+    pub sniffed: Option<BodyKind>,
     /// Name → value pairs in body order, names may repeat:
     /// - urlencoded: decoded fields, as for query args;
     /// - JSON: leaves flattened with dotted/indexed names (`user.name`, `items[0].id`, `[0]` for
@@ -44,13 +59,47 @@ pub struct BodyView {
     ///   containing `.` or `[` reads like a path;
     /// - multipart: one entry per part, named by its `name` (empty if it has none); the value is
     ///   the part's content for non-file parts, or the file name for file parts (one entry for
-    ///   `filename` and one for the decoded `filename*` when both are sent), never file content.
+    ///   `filename` and one for the decoded `filename*` when both are sent), never file content;
+    /// - sniffed text: the whole body under the empty name, then any urlencoded pairs.
     pub form: Pairs,
     /// The body could not be parsed as its content type says (counted; rules still see `raw`).
     pub error: Option<BodyError>,
-    /// `form` does not hold the whole body: `max_fields` was hit, a multipart value or a JSON
-    /// name was cut, or the body itself was cut (`complete = false`).
-    pub truncated: bool,
+    /// Which caps kept `form` from holding the whole body.
+    pub truncated: BodyTruncation,
+}
+
+/// The caps a body went past; rules read the names in `http.request.body.truncated`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BodyTruncation {
+    /// `fields`: `max_fields` was hit; the later fields are not in `form`.
+    pub fields: bool,
+    /// `value`: a multipart value was cut at `max_value`.
+    pub value: bool,
+    /// `name`: a flattened JSON name was cut at 1,024 bytes.
+    pub name: bool,
+    /// `limit`: the body (or its decoded form) was longer than the body limit and only its
+    /// first bytes were read (`OverLimit::InspectPrefix`).
+    pub limit: bool,
+}
+
+impl BodyTruncation {
+    /// The names of the caps hit, in a fixed order.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.fields, "fields"),
+            (self.value, "value"),
+            (self.name, "name"),
+            (self.limit, "limit"),
+        ]
+        .into_iter()
+        .filter_map(|(hit, name)| hit.then_some(name))
+        .collect()
+    }
+
+    /// A cap other than the body limit was hit: rules did not see every field read.
+    pub fn any_cap(&self) -> bool {
+        self.fields || self.value || self.name
+    }
 }
 
 /// Why a body did not parse as its content type.
@@ -64,12 +113,27 @@ pub enum BodyError {
     MultipartNoBoundary,
     #[error("malformed multipart body: {why}")]
     MultipartMalformed { why: &'static str },
+    #[error("body does not decode as its Content-Encoding says: {why}")]
+    Encoding { why: String },
+}
+
+impl BodyError {
+    /// The short code rules read in `http.request.body.error`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BodyError::InvalidJson { .. } => "json",
+            BodyError::JsonTooDeep { .. } => "json.depth",
+            BodyError::MultipartNoBoundary => "multipart.boundary",
+            BodyError::MultipartMalformed { .. } => "multipart",
+            BodyError::Encoding { .. } => "encoding",
+        }
+    }
 }
 
 /// Caps on the work and memory spent on a body.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimits {
-    /// Entries in `form`; over it the first ones are kept and `truncated` is set.
+    /// Entries in `form`; over it the first ones are kept and `truncated.fields` is set.
     pub max_fields: usize,
     /// Open JSON arrays/objects at once; deeper is [`BodyError::JsonTooDeep`]. serde_json stops
     /// at 128 on its own (reported as `InvalidJson`), so higher values act as 128.
@@ -90,11 +154,8 @@ impl Default for BodyLimits {
 }
 
 /// A flattened JSON name repeats its parent's name in every child, so a long key over many
-/// leaves would multiply memory; names are cut here (and `truncated` set).
+/// leaves would multiply memory; names are cut here (and `truncated.name` set).
 const MAX_JSON_NAME: usize = 1024;
-
-/// RFC 2046 §5.1.1: boundaries are 1 to 70 characters.
-const MAX_BOUNDARY: usize = 70;
 
 /// Parses a (complete or prefix-truncated, `complete=false`) buffered body by its Content-Type.
 /// An empty body gives no fields and no error whatever its type.
@@ -104,10 +165,10 @@ pub fn parse_body(
     complete: bool,
     limits: &BodyLimits,
 ) -> BodyView {
-    let Some(content_type) = content_type else {
-        return BodyView::default();
+    let (kind, params, binary) = match content_type {
+        Some(ct) => classify(ct),
+        None => (BodyKind::None, &[][..], false),
     };
-    let (kind, params) = classify(content_type);
     let mut view = BodyView {
         kind,
         ..BodyView::default()
@@ -116,32 +177,98 @@ pub fn parse_body(
         return view;
     }
     match kind {
-        BodyKind::None | BodyKind::Other => return view,
+        BodyKind::None | BodyKind::Other => sniff(raw, complete, binary, limits, &mut view),
         BodyKind::Form => {
             let (form, cut) = parse_urlencoded(raw, limits.max_fields);
             view.form = form;
-            view.truncated = cut;
+            view.truncated.fields = cut;
         }
         BodyKind::Json => view.error = parse_json(raw, complete, limits, &mut view).err(),
         BodyKind::Multipart => {
             view.error = parse_multipart(params, raw, complete, limits, &mut view).err();
         }
     }
-    view.truncated |= !complete;
+    view.truncated.limit |= !complete;
     view
 }
 
-/// `type/subtype; params` → (its kind, the params after the first `;`).
-fn classify(ct: &[u8]) -> (BodyKind, &[u8]) {
+/// Reads a body of no or an unknown type by its shape (see the module docs).
+fn sniff(raw: &[u8], complete: bool, binary: bool, limits: &BodyLimits, view: &mut BodyView) {
+    if matches!(raw.trim_ascii_start().first(), Some(b'{' | b'[')) {
+        let mut json = BodyView::default();
+        match parse_json(raw, complete, limits, &mut json) {
+            Ok(()) => {
+                view.sniffed = Some(BodyKind::Json);
+                view.form = json.form;
+                view.truncated = json.truncated;
+                return;
+            }
+            // Nesting is checked before parsing: a document too deep to read is refused
+            // whatever its declared type, or it would hide its leaves.
+            Err(e @ BodyError::JsonTooDeep { .. }) => view.error = Some(e),
+            // Not JSON after all: no error, read as text.
+            Err(_) => {}
+        }
+    }
+    if binary {
+        return;
+    }
+    if limits.max_fields == 0 {
+        view.truncated.fields = true;
+        return;
+    }
+    view.form.push((Vec::new(), raw.to_vec()));
+    if raw.contains(&b'=') {
+        view.sniffed = Some(BodyKind::Form);
+        let (pairs, cut) = parse_urlencoded(raw, limits.max_fields - 1);
+        view.form.extend(pairs);
+        view.truncated.fields = cut;
+    }
+}
+
+/// `type/subtype; params` → (its kind, the params after the first `;`, a binary or markup
+/// type).
+fn classify(ct: &[u8]) -> (BodyKind, &[u8], bool) {
     let end = find(ct, b';');
-    let kind = match ct[..end].trim_ascii().to_ascii_lowercase().as_slice() {
+    let media = ct[..end].trim_ascii().to_ascii_lowercase();
+    let kind = match media.as_slice() {
         b"application/x-www-form-urlencoded" => BodyKind::Form,
-        b"application/json" => BodyKind::Json,
+        b"application/json" | b"text/json" => BodyKind::Json,
         b"multipart/form-data" => BodyKind::Multipart,
-        m if m.starts_with(b"application/") && m.ends_with(b"+json") => BodyKind::Json,
+        m if m.ends_with(b"+json") && m.contains(&b'/') => BodyKind::Json,
         _ => BodyKind::Other,
     };
-    (kind, ct.get(end + 1..).unwrap_or_default())
+    let binary = kind == BodyKind::Other && is_binary_or_markup(&media);
+    (kind, ct.get(end + 1..).unwrap_or_default(), binary)
+}
+
+/// Media types whose bodies are not read as text or urlencoded pairs, only tried as JSON:
+/// binary types (scanning uploads as text would refuse any HTML or script file sent as a file)
+/// and markup (XML and HTML are full of what `xss()` looks for: `<?xml`, `xmlns=`).
+pub fn is_binary_or_markup(media: &[u8]) -> bool {
+    const PREFIXES: &[&[u8]] = &[
+        b"image/",
+        b"audio/",
+        b"video/",
+        b"font/",
+        b"application/grpc",
+    ];
+    const TYPES: &[&[u8]] = &[
+        b"text/html",
+        b"text/xml",
+        b"application/xml",
+        b"application/octet-stream",
+        b"application/pdf",
+        b"application/zip",
+        b"application/gzip",
+        b"application/x-tar",
+        b"application/wasm",
+        b"application/protobuf",
+        b"application/x-protobuf",
+    ];
+    PREFIXES.iter().any(|p| media.starts_with(p))
+        || TYPES.contains(&media)
+        || (media.ends_with(b"+xml") && media.contains(&b'/'))
 }
 
 /// Index of the first `c` in `s`, or `s.len()`.
@@ -153,7 +280,7 @@ fn find(s: &[u8], c: u8) -> usize {
 /// case-insensitively). A quoted value ends at the next `"`: browsers send form-data names and
 /// file names percent-escaping `"` and without backslash escapes (WHATWG HTML), and boundaries
 /// cannot contain either.
-fn params(mut s: &[u8]) -> Vec<(&[u8], &[u8])> {
+pub(super) fn params(mut s: &[u8]) -> Vec<(&[u8], &[u8])> {
     let mut out = Vec::new();
     loop {
         // Every iteration consumes at least one byte: a separator, `=`, or a name byte.
@@ -188,7 +315,7 @@ fn params(mut s: &[u8]) -> Vec<(&[u8], &[u8])> {
     }
 }
 
-fn param<'a>(params: &[(&[u8], &'a [u8])], name: &[u8]) -> Option<&'a [u8]> {
+pub(super) fn param<'a>(params: &[(&[u8], &'a [u8])], name: &[u8]) -> Option<&'a [u8]> {
     params
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -221,7 +348,8 @@ fn parse_json(
     };
     let mut de = serde_json::Deserializer::from_slice(raw);
     let result = (&mut st).deserialize(&mut de).and_then(|()| de.end());
-    view.truncated = st.name_cut || st.fields_hit;
+    view.truncated.name |= st.name_cut;
+    view.truncated.fields |= st.fields_hit;
     match result {
         Err(_) if st.too_deep => Err(too_deep),
         // A stop at `max_fields` is ours; an early end of a cut body is the buffering limit's.
@@ -384,151 +512,6 @@ impl<'de> Visitor<'de> for &mut Flatten<'_> {
     }
 }
 
-// ---- multipart/form-data ----
-
-/// Adds the parts' entries to `view.form`; an `Err` keeps the entries read before it.
-fn parse_multipart(
-    ct_params: &[u8],
-    raw: &[u8],
-    complete: bool,
-    limits: &BodyLimits,
-    view: &mut BodyView,
-) -> Result<(), BodyError> {
-    let malformed = |why| BodyError::MultipartMalformed { why };
-    let boundary = match param(&params(ct_params), b"boundary") {
-        Some(b) if !b.is_empty() => b,
-        _ => return Err(BodyError::MultipartNoBoundary),
-    };
-    if boundary.len() > MAX_BOUNDARY {
-        return Err(malformed("boundary longer than 70 bytes"));
-    }
-    let delim = [&b"--"[..], boundary].concat();
-    // The first delimiter opens the body or ends a line of preamble.
-    let mut pos = if raw.starts_with(&delim) {
-        delim.len()
-    } else {
-        match find_delimiter(raw, 0, &delim) {
-            Some((_, after)) => after,
-            None if complete => return Err(malformed("no opening boundary")),
-            None => return Ok(()),
-        }
-    };
-    loop {
-        // After a delimiter: `--` closes the body (the epilogue is ignored); else optional
-        // transport padding and a line break open a part.
-        let rest = &raw[pos..];
-        if rest.starts_with(b"--") {
-            return Ok(());
-        }
-        // RFC 2046 transport padding.
-        let rest = &rest[rest
-            .iter()
-            .take_while(|&&c| c == b' ' || c == b'\t')
-            .count()..];
-        let line_break = if rest.starts_with(b"\r\n") {
-            2
-        } else if rest.starts_with(b"\n") {
-            1
-        } else if !complete && rest.len() < 2 {
-            return Ok(()); // cut inside `--` or CRLF
-        } else if rest.is_empty() {
-            return Err(malformed("missing closing boundary"));
-        } else {
-            return Err(malformed("junk after boundary"));
-        };
-        let headers_start = raw.len() - rest.len() + line_break;
-        let Some((disposition, content_start)) = part_headers(raw, headers_start) else {
-            if complete {
-                return Err(malformed("part headers not terminated"));
-            }
-            return Ok(());
-        };
-        let (content, next) = match find_delimiter(raw, content_start, &delim) {
-            Some((end, after)) => (&raw[content_start..end], Some(after)),
-            None => (&raw[content_start..], None),
-        };
-        if !add_part(disposition, content, limits, view) {
-            return Ok(());
-        }
-        match next {
-            Some(after) => pos = after,
-            None if complete => return Err(malformed("missing closing boundary")),
-            None => return Ok(()),
-        }
-    }
-}
-
-/// The next delimiter at or after `from` that starts a line: (end of the content before it,
-/// without its line break; index just past the delimiter).
-fn find_delimiter(raw: &[u8], from: usize, delim: &[u8]) -> Option<(usize, usize)> {
-    let mut i = from;
-    while let Some(off) = raw.get(i..)?.iter().position(|&c| c == b'\n') {
-        let lf = i + off;
-        if raw[lf + 1..].starts_with(delim) {
-            let cr = lf > from && raw[lf - 1] == b'\r';
-            return Some((lf - usize::from(cr), lf + 1 + delim.len()));
-        }
-        i = lf + 1;
-    }
-    None
-}
-
-/// Reads part headers from `start` to the blank line: (the `Content-Disposition` value if any,
-/// index where the content starts). None when the blank line is missing.
-fn part_headers(raw: &[u8], start: usize) -> Option<(Option<&[u8]>, usize)> {
-    let mut disposition = None;
-    let mut i = start;
-    loop {
-        let off = raw.get(i..)?.iter().position(|&c| c == b'\n')?;
-        let line = &raw[i..i + off];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        i += off + 1;
-        if line.is_empty() {
-            return Some((disposition, i));
-        }
-        if let Some(colon) = line.iter().position(|&c| c == b':') {
-            let name = line[..colon].trim_ascii();
-            if disposition.is_none() && name.eq_ignore_ascii_case(b"content-disposition") {
-                disposition = Some(&line[colon + 1..]);
-            }
-        }
-    }
-}
-
-/// Adds the entries of one part; false once `max_fields` is hit.
-fn add_part(
-    disposition: Option<&[u8]>,
-    content: &[u8],
-    limits: &BodyLimits,
-    view: &mut BodyView,
-) -> bool {
-    // `form-data; name="x"; filename="y"`: the leading type is a parameter without `=`.
-    let disp = params(disposition.unwrap_or_default());
-    let name = param(&disp, b"name").unwrap_or_default();
-    let filename = param(&disp, b"filename");
-    // RFC 8187 `charset'lang'percent-encoded`; the WAF wants the decoded name.
-    let filename_ext = param(&disp, b"filename*").map(|v| {
-        let encoded = v.splitn(3, |&c| c == b'\'').nth(2).unwrap_or(v);
-        percent_decode(encoded)
-    });
-    let mut values = Vec::new();
-    if filename.is_none() && filename_ext.is_none() {
-        let kept = content.len().min(limits.max_value);
-        view.truncated |= kept < content.len();
-        values.push(content[..kept].to_vec());
-    }
-    values.extend(filename.map(<[u8]>::to_vec));
-    values.extend(filename_ext);
-    for value in values {
-        if view.form.len() >= limits.max_fields {
-            view.truncated = true;
-            return false;
-        }
-        view.form.push((name.to_vec(), value));
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,8 +535,31 @@ mod tests {
         BodyView {
             kind,
             form,
-            error: None,
-            truncated: false,
+            ..BodyView::default()
+        }
+    }
+
+    const CUT: BodyTruncation = BodyTruncation {
+        fields: false,
+        value: false,
+        name: false,
+        limit: true,
+    };
+
+    const FIELDS: BodyTruncation = BodyTruncation {
+        fields: true,
+        value: false,
+        name: false,
+        limit: false,
+    };
+
+    /// A body of no or an unknown type read as text: the whole body, then sniffed pairs.
+    fn text(kind: BodyKind, raw: &str, pairs: &[(&str, &str)]) -> BodyView {
+        let mut form = p(&[("", raw)]);
+        form.extend(p(pairs));
+        BodyView {
+            sniffed: (!pairs.is_empty()).then_some(BodyKind::Form),
+            ..ok(kind, form)
         }
     }
 
@@ -566,23 +572,105 @@ mod tests {
         let want = p(&[("a", "1"), ("b", "x y!"), ("a", ""), ("c", "")]);
         assert_eq!(v, ok(BodyKind::Form, want));
         let v = cut("application/x-www-form-urlencoded", b"a=1&b=tw");
-        assert_eq!((v.form, v.truncated), (p(&[("a", "1"), ("b", "tw")]), true));
+        assert_eq!((v.form, v.truncated), (p(&[("a", "1"), ("b", "tw")]), CUT));
     }
 
     #[test]
-    fn no_or_unknown_type_or_empty_body() {
+    fn no_or_unknown_type_is_sniffed() {
+        let none = |raw: &[u8]| parse_body(None, raw, true, &BodyLimits::default());
         assert_eq!(
-            parse_body(None, b"a=1", true, &BodyLimits::default()),
-            BodyView::default()
+            none(b"a=1&b=%27x"),
+            text(BodyKind::None, "a=1&b=%27x", &[("a", "1"), ("b", "'x")])
         );
-        assert_eq!(parse("text/plain", b"a=1"), ok(BodyKind::Other, vec![]));
         assert_eq!(
-            parse("application/xml", b"<a/>"),
+            parse("text/plain", b"a=1"),
+            text(BodyKind::Other, "a=1", &[("a", "1")])
+        );
+        assert_eq!(
+            parse("application/xml", b"<a x=\"1\"/>"),
+            ok(BodyKind::Other, vec![])
+        );
+        assert_eq!(
+            parse("application/soap+xml", b"<a/>"),
+            ok(BodyKind::Other, vec![])
+        );
+        assert_eq!(
+            parse("text/html", b"<p>a=b</p>"),
             ok(BodyKind::Other, vec![])
         );
         assert_eq!(
             parse("multipart/mixed; boundary=x", b"--x"),
+            text(BodyKind::Other, "--x", &[])
+        );
+        // JSON shapes parse as JSON, whatever the declared type; no whole-body field then.
+        let json = BodyView {
+            sniffed: Some(BodyKind::Json),
+            ..ok(BodyKind::Other, p(&[("q", "1' OR 1=1"), ("n[0]", "2")]))
+        };
+        assert_eq!(parse("text/plain", br#" {"q":"1' OR 1=1","n":[2]}"#), json);
+        assert_eq!(
+            none(br#"{"q":"1' OR 1=1","n":[2]}"#),
+            BodyView {
+                kind: BodyKind::None,
+                ..json.clone()
+            }
+        );
+        // Declared JSON types.
+        for ct in ["text/json", "application/problem+json", "Application/JSON"] {
+            assert_eq!(
+                parse(ct, br#"{"a":1}"#),
+                ok(BodyKind::Json, p(&[("a", "1")]))
+            );
+        }
+        // Looks like JSON but is not: text, and no error (nothing said it was JSON).
+        assert_eq!(
+            parse("text/plain", b"[see] a=b"),
+            text(BodyKind::Other, "[see] a=b", &[("[see] a", "b")])
+        );
+        // Too deep to read is an error whatever the type.
+        let deep = format!("{}1{}", "[".repeat(33), "]".repeat(33));
+        let v = parse("text/plain", deep.as_bytes());
+        assert_eq!(v.error, Some(BodyError::JsonTooDeep { max: 32 }));
+        assert_eq!(v.form, p(&[("", &deep)]));
+        // Binary types are only tried as JSON.
+        assert_eq!(
+            parse("application/octet-stream", b"<script>a=1"),
             ok(BodyKind::Other, vec![])
+        );
+        assert_eq!(
+            parse("image/png", b"\x89PNG=x"),
+            ok(BodyKind::Other, vec![])
+        );
+        assert_eq!(
+            parse("application/octet-stream", br#"{"a":"b"}"#),
+            BodyView {
+                sniffed: Some(BodyKind::Json),
+                ..ok(BodyKind::Other, p(&[("a", "b")]))
+            }
+        );
+        // Sniffed pairs share the field cap with the whole-body field.
+        let limits = BodyLimits {
+            max_fields: 2,
+            ..BodyLimits::default()
+        };
+        let v = parse_body(Some(b"text/plain"), b"a=1&b=2", true, &limits);
+        assert_eq!((v.form.len(), v.truncated), (2, FIELDS));
+        let limits = BodyLimits {
+            max_fields: 0,
+            ..BodyLimits::default()
+        };
+        let v = parse_body(None, b"a", true, &limits);
+        assert_eq!((v.form.len(), v.truncated), (0, FIELDS));
+        // A cut text body.
+        let v = parse_body(None, b"a=1&b=tw", false, &BodyLimits::default());
+        assert_eq!(v.truncated, CUT);
+    }
+
+    #[test]
+    fn empty_bodies() {
+        assert_eq!(
+            parse_body(None, b" \r\n", true, &BodyLimits::default()),
+            BodyView::default()
         );
         assert_eq!(
             parse("application/json", b" \r\n"),
@@ -710,7 +798,7 @@ mod tests {
         assert_eq!(
             v,
             BodyView {
-                truncated: true,
+                truncated: CUT,
                 ..ok(BodyKind::Json, p(&[("a", "x")]))
             }
         );
@@ -727,7 +815,8 @@ mod tests {
         let key = "k".repeat(5000);
         let body = format!("{{\"{key}\":[1,2,3]}}");
         let v = parse("application/json", body.as_bytes());
-        assert!(v.truncated && v.error.is_none());
+        assert!(v.truncated.name && !v.truncated.fields && v.error.is_none());
+        assert_eq!(v.truncated.names(), vec!["name"]);
         assert_eq!(v.form.len(), 3);
         assert!(v.form.iter().all(|(n, _)| n.len() == MAX_JSON_NAME));
     }
@@ -806,7 +895,7 @@ mod tests {
             &limits,
         );
         assert_eq!(v.form[2], (vec![], b"no ".to_vec()));
-        assert!(v.truncated);
+        assert_eq!(v.truncated.names(), vec!["value"]);
     }
 
     #[test]
@@ -869,7 +958,7 @@ mod tests {
         assert_eq!(
             v,
             BodyView {
-                truncated: true,
+                truncated: CUT,
                 ..ok(BodyKind::Multipart, want)
             }
         );
@@ -903,17 +992,19 @@ mod tests {
         };
         let run = |ct: &str, raw: &[u8]| parse_body(Some(ct.as_bytes()), raw, true, &limits);
         let v = run("application/x-www-form-urlencoded", b"a=1&b=2&c=3");
-        assert_eq!((v.form.len(), v.truncated, v.error), (2, true, None));
+        assert_eq!((v.form.len(), v.truncated, v.error), (2, FIELDS, None));
         let v = run("application/json", br#"{"a":1,"b":[2,3],"c":"#);
         assert_eq!(
             (v.form, v.truncated, v.error),
-            (p(&[("a", "1"), ("b[0]", "2")]), true, None)
+            (p(&[("a", "1"), ("b[0]", "2")]), FIELDS, None)
         );
         let v = run("multipart/form-data; boundary=XyZ", &multipart("\n", "XyZ"));
-        assert_eq!((v.form.len(), v.truncated, v.error), (2, true, None));
+        assert_eq!((v.form.len(), v.truncated, v.error), (2, FIELDS, None));
+        assert_eq!(v.truncated.names(), vec!["fields"]);
         // Exactly at the limit is not truncated.
         let v = run("application/json", br#"[1,2]"#);
-        assert_eq!((v.form.len(), v.truncated), (2, false));
+        assert_eq!((v.form.len(), v.truncated), (2, BodyTruncation::default()));
+        assert!(!v.truncated.any_cap() && v.truncated.names().is_empty());
     }
 
     #[test]
@@ -943,7 +1034,8 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let seeds: [(&str, Vec<u8>); 4] = [
+        let seeds: [(&str, Vec<u8>); 5] = [
+            ("text/plain", br#"[{"a":1}] b=%41&c"#.to_vec()),
             (
                 "application/x-www-form-urlencoded",
                 b"a=1&b=%41+c&&d".to_vec(),

@@ -48,7 +48,10 @@ pub(crate) struct Compiled {
 }
 
 fn is_body(f: Field) -> bool {
-    matches!(f, Field::HttpBodyRaw | Field::HttpBodyForm)
+    matches!(
+        f,
+        Field::HttpBodyRaw | Field::HttpBodyForm | Field::HttpBodyTruncated | Field::HttpBodyError
+    )
 }
 
 fn is_score(f: Field) -> bool {

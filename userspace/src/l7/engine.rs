@@ -32,6 +32,18 @@ pub enum OverLimit {
     InspectPrefix,
 }
 
+/// What to do with a request body sent with a `Content-Encoding` when rules read the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EncodedBody {
+    /// Decode gzip, x-gzip, deflate and br (up to 4 layers) for inspection, each layer within
+    /// the body limit (more output is over the limit, as for a long plain body); refuse other
+    /// codings with 415. The origin still gets the body as sent.
+    #[default]
+    Decode,
+    /// Refuse any coding but `identity` with 415 (for sites whose clients never compress).
+    Refuse,
+}
+
 /// Engine settings. `Default` gives a sensible configuration for a single host behind no proxy.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -40,6 +52,8 @@ pub struct EngineConfig {
     /// Bytes of body buffered for inspection.
     pub body_limit: usize,
     pub over_limit: OverLimit,
+    /// Bodies sent with a `Content-Encoding`, when rules read the body.
+    pub encoded_body: EncodedBody,
     pub client_ip: ClientIpConfig,
     /// Memory for the rate-limit store, allocated once.
     pub ratelimit_memory: usize,
@@ -59,6 +73,7 @@ impl Default for EngineConfig {
             paranoia: 1,
             body_limit: 128 * 1024,
             over_limit: OverLimit::Block,
+            encoded_body: EncodedBody::Decode,
             client_ip: ClientIpConfig::default(),
             ratelimit_memory: 64 << 20,
             request_limits: RequestLimits::default(),
@@ -95,6 +110,9 @@ pub(crate) struct Counters {
     pub body_over_limit: AtomicU64,
     pub body_errors: AtomicU64,
     pub truncated: AtomicU64,
+    pub body_decoded_over_limit: AtomicU64,
+    pub content_type_conflicts: AtomicU64,
+    pub encoding_refused: AtomicU64,
 }
 
 /// A snapshot of the engine's counters.
@@ -104,12 +122,19 @@ pub struct EngineStats {
     pub blocked: u64,
     pub rate_limited: u64,
     pub routed: u64,
-    /// Bodies over the limit (blocked or inspected in part, by policy).
+    /// Bodies over the limit (blocked or inspected in part, by policy), announced by
+    /// `Content-Length`, read, or decoded.
     pub body_over_limit: u64,
-    /// Bodies that did not parse as their content type said.
+    /// Of those, bodies whose decoded form (`Content-Encoding`) was over the limit.
+    pub body_decoded_over_limit: u64,
+    /// Bodies that did not parse as their content type said, or did not decode.
     pub body_errors: u64,
     /// Requests with more args, headers, cookies or fields than the limits (the rest unseen).
     pub truncated: u64,
+    /// Requests refused for sending `Content-Type` more than once.
+    pub content_type_conflicts: u64,
+    /// Requests refused for a `Content-Encoding` the engine does not decode (or by policy).
+    pub encoding_refused: u64,
     pub jailed: u64,
     pub jails_throttled: u64,
     pub jail_failures: u64,
@@ -226,6 +251,9 @@ impl Engine {
             body_over_limit: get(&c.body_over_limit),
             body_errors: get(&c.body_errors),
             truncated: get(&c.truncated),
+            body_decoded_over_limit: get(&c.body_decoded_over_limit),
+            content_type_conflicts: get(&c.content_type_conflicts),
+            encoding_refused: get(&c.encoding_refused),
             jailed: get(&e.jailed),
             jails_throttled: get(&e.throttled),
             jail_failures: get(&e.failed),

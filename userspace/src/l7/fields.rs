@@ -95,6 +95,10 @@ fn bytes(b: &[u8]) -> Value {
     Value::Bytes(b.to_vec())
 }
 
+fn words(w: &[&str]) -> Value {
+    Value::Array(w.iter().map(|s| bytes(s.as_bytes())).collect())
+}
+
 fn map(p: &Pairs) -> Value {
     Value::Map(p.iter().map(|(n, v)| (n.clone(), bytes(v))).collect())
 }
@@ -191,8 +195,11 @@ impl Env<'_> {
             Field::HttpCookies => map(&r.cookies),
             Field::HttpUserAgent => bytes(r.user_agent.as_deref()?),
             Field::HttpVersion => bytes(r.version.as_bytes()),
+            Field::HttpTruncated => words(&r.truncated.names()),
             Field::HttpBodyRaw => bytes(self.body_raw),
             Field::HttpBodyForm => map(&self.body?.form),
+            Field::HttpBodyTruncated => words(&self.body?.truncated.names()),
+            Field::HttpBodyError => bytes(self.body?.error.as_ref()?.code().as_bytes()),
             Field::HttpResponseHeaders => map(&self.response?.headers),
             // Packet fields other than the address are not known to HTTP rules (refused at load).
             _ => return None,

@@ -54,9 +54,11 @@ mod body;
 mod client_ip;
 mod compiled;
 mod decision;
+mod decode;
 mod engine;
 mod escalate;
 mod fields;
+mod multipart;
 pub mod proxy_protocol;
 mod ratelimit;
 mod request;
@@ -64,17 +66,18 @@ pub mod tower;
 mod transaction;
 
 pub use audit::{AuditConfig, AuditEvent, AuditWriter, RuleMatch, ScoreReport};
-pub use body::{BodyKind, BodyLimits, BodyView};
+pub use body::{BodyError, BodyKind, BodyLimits, BodyTruncation, BodyView};
 pub use client_ip::{
     resolve as resolve_client_ip, ClientIpConfig, ClientIpSource, ForwardedHeader,
 };
 pub use decision::Decision;
-pub use engine::{ConnInfo, Engine, EngineConfig, EngineStats, OverLimit};
+pub use decode::{Coding, CodingError, DecodeError, Decoded};
+pub use engine::{ConnInfo, EncodedBody, Engine, EngineConfig, EngineStats, OverLimit};
 pub use escalate::{Jailer, TablesJailer};
 pub use fields::Scores;
 pub use proxy_protocol::ProxyHeader;
 pub use ratelimit::{Limit, RateStore, RateVerdict, StoreStats};
-pub use request::{RequestLimits, RequestView};
+pub use request::{RequestLimits, RequestView, Truncation};
 pub use transaction::{Transaction, ENGINE_RULE_ID};
 
 /// Why an engine could not be built from rule sets.

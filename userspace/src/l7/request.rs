@@ -11,7 +11,7 @@
 //! `http://h.com?x`) reads as `/` (the `http` crate normalises it), an authority-form target
 //! (`CONNECT h.com:443`) has an empty path, and `*` stays `*`. Fragments never reach us.
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, USER_AGENT};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, USER_AGENT};
 use http::{HeaderMap, Version};
 use rampart_rules::lang::functions::url_decode;
 
@@ -53,14 +53,42 @@ pub struct RequestView {
     pub version: &'static str,
     /// Limits hit while building (counted by the caller, and the request may be blocked by policy).
     pub truncated: Truncation,
+    /// Every `Content-Type`, `Content-Encoding` and `Content-Length` value, in order, read from
+    /// the whole header map: how the body is framed and parsed must not depend on whether the
+    /// header came before or after `max_headers`.
+    pub content_types: Vec<Vec<u8>>,
+    pub content_encodings: Vec<Vec<u8>>,
+    pub content_lengths: Vec<Vec<u8>>,
 }
 
-/// Which lists of a [`RequestView`] were cut at their limit.
+/// Which lists of a [`RequestView`] were cut at their limit; rules read the names in
+/// `http.request.truncated`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Truncation {
+    /// `args`: more than `max_args` query arguments.
     pub args: bool,
+    /// `headers`: more than `max_headers` header values.
     pub headers: bool,
+    /// `cookies`: more than `max_cookies` cookie pairs.
     pub cookies: bool,
+}
+
+impl Truncation {
+    /// The names of the lists cut, in a fixed order.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.args, "args"),
+            (self.headers, "headers"),
+            (self.cookies, "cookies"),
+        ]
+        .into_iter()
+        .filter_map(|(cut, name)| cut.then_some(name))
+        .collect()
+    }
+
+    pub fn any(&self) -> bool {
+        self.args || self.headers || self.cookies
+    }
 }
 
 /// Caps on the lists of a [`RequestView`]; over a cap the first entries are kept.
@@ -122,6 +150,9 @@ impl RequestView {
                 headers: headers_cut,
                 cookies: cookies_cut,
             },
+            content_types: all(&parts.headers, CONTENT_TYPE),
+            content_encodings: all(&parts.headers, CONTENT_ENCODING),
+            content_lengths: all(&parts.headers, CONTENT_LENGTH),
         }
     }
 
@@ -137,14 +168,14 @@ impl RequestView {
 
     /// The first `Content-Type` value.
     pub fn content_type(&self) -> Option<&[u8]> {
-        self.header(CONTENT_TYPE.as_str().as_bytes()).next()
+        self.content_types.first().map(Vec::as_slice)
     }
 
     /// `Content-Length` when every value (and every item of a comma list, RFC 9110 §8.6) is the
     /// same plain decimal number; None when absent, malformed, conflicting or overflowing.
     pub fn content_length(&self) -> Option<u64> {
         let mut found: Option<u64> = None;
-        for value in self.header(CONTENT_LENGTH.as_str().as_bytes()) {
+        for value in &self.content_lengths {
             for item in value.split(|&c| c == b',') {
                 let item = trim(item);
                 // `u64::from_str` would accept a leading `+`; a length is digits only.
@@ -218,6 +249,13 @@ fn parse_cookies(map: &HeaderMap, max: usize) -> (Pairs, bool) {
         }
     }
     (cookies, false)
+}
+
+fn all(map: &HeaderMap, name: http::header::HeaderName) -> Vec<Vec<u8>> {
+    map.get_all(name)
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect()
 }
 
 fn first(map: &HeaderMap, name: http::header::HeaderName) -> Option<Vec<u8>> {

@@ -586,18 +586,274 @@ fn hot_swap_keeps_transactions_on_their_rules() {
 }
 
 #[test]
-fn hostile_requests_are_counted_not_fatal() {
+fn hostile_requests_are_counted_and_refused() {
     let waf = Engine::new(&[&rampart_rules::default_waf()], EngineConfig::default()).unwrap();
+    let refused_by = |r: &Req| match r.run(&waf).0 {
+        Decision::Block {
+            status, rule_id, ..
+        } => (status, rule_id),
+        other => panic!("{other:?}"),
+    };
     let many_args: String = (0..5000).map(|i| format!("a{i}=1&")).collect();
-    assert_eq!(
-        get(&format!("/?{many_args}")).run(&waf).0,
-        Decision::Continue
-    );
+    assert_eq!(refused_by(&get(&format!("/?{many_args}"))), (403, 900600));
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let (d, _) = get("/").post("application/json", deep.as_bytes()).run(&waf);
-    assert_eq!(d, Decision::Continue);
+    let r = get("/").post("application/json", deep.as_bytes());
+    assert_eq!(refused_by(&r), (403, 900602));
     let bad_multipart = get("/").post("multipart/form-data", b"--x\r\nnonsense");
-    assert_eq!(bad_multipart.run(&waf).0, Decision::Continue);
+    assert_eq!(refused_by(&bad_multipart), (403, 900602));
+    let many_fields: String = (0..2000).map(|i| format!("f{i}=1&")).collect();
+    let r = get("/").post("application/x-www-form-urlencoded", many_fields.as_bytes());
+    assert_eq!(refused_by(&r), (403, 900601));
     let s = waf.stats();
-    assert!(s.truncated >= 1 && s.body_errors >= 2, "{s:?}");
+    assert_eq!((s.truncated, s.body_errors), (2, 2), "{s:?}");
+}
+
+/// The fields that make every parsing cap and parse failure visible to rules.
+#[test]
+fn truncation_and_body_error_fields() {
+    let limits = RequestLimits {
+        max_args: 2,
+        max_headers: 3,
+        max_cookies: 1,
+    };
+    let cfg = EngineConfig {
+        request_limits: limits,
+        body_limits: BodyLimits {
+            max_fields: 2,
+            max_value: 4,
+            ..BodyLimits::default()
+        },
+        ..EngineConfig::default()
+    };
+    let names = |expr: &str, r: &Req| {
+        let set = rules(&format!(
+            "  - id: 1\n    expression: '{}'\n    action: block\n",
+            expr.replace('\'', "''")
+        ));
+        let e = Engine::new(&[&set], cfg.clone()).unwrap();
+        matches!(r.run(&e).0, Decision::Block { .. })
+    };
+    let head = r#"all(http.request.truncated eq "args") and len(http.request.truncated) eq 1"#;
+    assert!(names(head, &get("/?a=1&b=2&c=3")));
+    assert!(!names(head, &get("/?a=1&b=2")));
+    let cookies = r#"any(http.request.truncated eq "cookies")"#;
+    assert!(names(cookies, &get("/").header("cookie", "a=1; b=2")));
+    let headers = r#"any(http.request.truncated eq "headers")"#;
+    let r = get("/").header("a", "1").header("b", "2").header("c", "3");
+    assert!(names(headers, &r));
+    assert!(!names("len(http.request.truncated) gt 0", &get("/?a=1")));
+    let fields = r#"any(http.request.body.truncated eq "fields")"#;
+    let form = "application/x-www-form-urlencoded";
+    assert!(names(fields, &get("/").post(form, b"a=1&b=2&c=3")));
+    assert!(!names(fields, &get("/").post(form, b"a=1&b=2")));
+    let value = r#"any(http.request.body.truncated eq "value")"#;
+    let mp = b"--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nlong value\r\n--b--";
+    assert!(names(
+        value,
+        &get("/").post("multipart/form-data; boundary=b", mp)
+    ));
+    let error = |code: &str| format!(r#"http.request.body.error eq "{code}""#);
+    let json = "application/json";
+    assert!(names(&error("json"), &get("/").post(json, b"{")));
+    let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+    assert!(names(
+        &error("json.depth"),
+        &get("/").post(json, deep.as_bytes())
+    ));
+    let no_boundary = get("/").post("multipart/form-data", b"x");
+    assert!(names(&error("multipart.boundary"), &no_boundary));
+    let bad = get("/").post("multipart/form-data; boundary=b", b"junk");
+    assert!(names(&error("multipart"), &bad));
+    let gz = get("/")
+        .post(form, b"\x1f\x8b not really")
+        .header("content-encoding", "gzip");
+    assert!(names(&error("encoding"), &gz));
+    // A body that parsed has no error: the field is absent, so comparisons are false.
+    assert!(!names(
+        "len(http.request.body.error) ge 0",
+        &get("/").post(json, b"{}")
+    ));
+    assert!(names("not len(http.request.body.error) ge 0", &get("/")));
+}
+
+/// Refusals the engine makes on the head, before any rule and before the body is read.
+#[test]
+fn head_checks_refuse_before_the_body() {
+    let body_rule =
+        "  - id: 1\n    expression: 'http.request.body.raw contains \"zz\"'\n    action: log\n";
+    let head_rule =
+        "  - id: 1\n    expression: 'http.request.uri.path eq \"/x\"'\n    action: log\n";
+    let cfg = EngineConfig {
+        body_limit: 100,
+        ..EngineConfig::default()
+    };
+    let head = |e: &Engine, r: &Req| r.tx(e).on_request_headers();
+    let refusal = |want: u16| move |d: Decision| matches!(d, Decision::Block { status, rule_id: ENGINE_RULE_ID, .. } if status == want);
+    let body_engine = Engine::new(&[&rules(body_rule)], cfg.clone()).unwrap();
+    let head_engine = Engine::new(&[&rules(head_rule)], cfg.clone()).unwrap();
+    // Two Content-Type headers: 400, whatever the rules read.
+    let two = get("/")
+        .post("text/plain", b"a=1")
+        .header("content-type", "application/x-www-form-urlencoded");
+    assert!(refusal(400)(head(&body_engine, &two)));
+    assert!(refusal(400)(head(&head_engine, &two)));
+    assert_eq!(head_engine.stats().content_type_conflicts, 1);
+    // Content-Length over the limit: 413 at once when the body would be inspected.
+    let big = get("/")
+        .post("text/plain", b"")
+        .header("content-length", "101");
+    assert!(refusal(413)(head(&body_engine, &big)));
+    assert_eq!(head(&head_engine, &big), Decision::Continue);
+    let at_limit = get("/")
+        .post("text/plain", b"")
+        .header("content-length", "100");
+    assert_eq!(head(&body_engine, &at_limit), Decision::Continue);
+    assert_eq!(body_engine.stats().body_over_limit, 1);
+    let prefix = Engine::new(
+        &[&rules(body_rule)],
+        EngineConfig {
+            over_limit: OverLimit::InspectPrefix,
+            ..cfg.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(head(&prefix, &big), Decision::Continue);
+    // A head rule that ends evaluation (an `allow` for uploads) means no body is read, so no
+    // body check either; the Content-Type check still comes first.
+    let allow_then_body = format!(
+        "  - id: 2\n    expression: 'http.request.uri.path eq \"/upload\"'\n    action: allow\n{body_rule}"
+    );
+    let allow = Engine::new(&[&rules(&allow_then_body)], cfg.clone()).unwrap();
+    let mut upload = get("/upload")
+        .post("text/plain", b"")
+        .header("content-length", "101");
+    assert_eq!(head(&allow, &upload), Decision::Continue);
+    upload = upload.header("content-type", "text/html");
+    assert!(refusal(400)(head(&allow, &upload)));
+    // Content codings the engine cannot decode, or any with `Refuse`.
+    let zstd = get("/")
+        .post("text/plain", b"x")
+        .header("content-encoding", "zstd");
+    assert!(refusal(415)(head(&body_engine, &zstd)));
+    assert_eq!(head(&head_engine, &zstd), Decision::Continue);
+    let gzip = get("/")
+        .post("text/plain", b"x")
+        .header("content-encoding", "gzip");
+    assert_eq!(head(&body_engine, &gzip), Decision::Continue);
+    let refuse = Engine::new(
+        &[&rules(body_rule)],
+        EngineConfig {
+            encoded_body: EncodedBody::Refuse,
+            ..cfg
+        },
+    )
+    .unwrap();
+    assert!(refusal(415)(head(&refuse, &gzip)));
+    let identity = get("/")
+        .post("text/plain", b"x")
+        .header("content-encoding", "identity");
+    assert_eq!(head(&refuse, &identity), Decision::Continue);
+    assert_eq!(body_engine.stats().encoding_refused, 1);
+    assert_eq!(refuse.stats().encoding_refused, 1);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn encoded_bodies_are_decoded_within_the_limit() {
+    let set = rules(
+        "  - id: 1\n    expression: 'http.request.body.raw contains \"zz\" or any(http.request.body.form[\"q\"] eq \"zz\")'\n    action: block\n",
+    );
+    let mut cfg = EngineConfig {
+        body_limit: 4000,
+        ..EngineConfig::default()
+    };
+    let e = Engine::new(&[&set], cfg.clone()).unwrap();
+    let form = "application/x-www-form-urlencoded";
+    let gz = |body: &[u8]| {
+        get("/")
+            .post(form, &gzip(body))
+            .header("content-encoding", "gzip")
+    };
+    assert!(gz(b"q=zz").blocked(&e));
+    assert_eq!(gz(b"q=ok").run(&e).0, Decision::Continue);
+    // Decoded past the limit: 413 under `Block`, counted as over the limit and decoded.
+    let mut bomb = b"q=ok&".to_vec();
+    bomb.resize(1 << 20, b'a');
+    let (d, _) = gz(&bomb).run(&e);
+    assert!(
+        matches!(
+            d,
+            Decision::Block {
+                status: 413,
+                rule_id: ENGINE_RULE_ID,
+                ..
+            }
+        ),
+        "{d:?}"
+    );
+    let s = e.stats();
+    assert_eq!((s.body_over_limit, s.body_decoded_over_limit), (1, 1));
+    // Under `InspectPrefix`, the decoded prefix is inspected and marked as cut.
+    cfg.over_limit = OverLimit::InspectPrefix;
+    let set = rules(
+        "  - id: 1\n    expression: 'any(http.request.body.truncated eq \"limit\") and not any(http.request.body.truncated eq \"fields\")'\n    action: block\n    status: 499\n",
+    );
+    let e = Engine::new(&[&set], cfg).unwrap();
+    let (d, _) = gz(&bomb).run(&e);
+    assert!(matches!(d, Decision::Block { status: 499, .. }), "{d:?}");
+    assert_eq!(e.stats().body_decoded_over_limit, 1);
+}
+
+/// Bodies of no or an unknown type are now read as text: ordinary text must still pass.
+#[test]
+fn benign_text_bodies_pass_the_default_rules() {
+    let waf = Engine::new(&[&rampart_rules::default_waf()], EngineConfig::default()).unwrap();
+    let bodies: &[(&str, &str)] = &[
+        (
+            "text/plain",
+            "I can't believe it's not butter; it's great, isn't it?",
+        ),
+        (
+            "text/plain",
+            "Dear O'Reilly team,\nplease find the report attached.\n-- Bob",
+        ),
+        (
+            "text/csv",
+            "id,name,price\n1,\"Widget, large\",9.99\n2,O'Neil's mug,4.50\n",
+        ),
+        (
+            "application/xml",
+            "<?xml version=\"1.0\"?><order id=\"7\"><item sku=\"a-1\" qty=\"2\"/></order>",
+        ),
+        (
+            "text/markdown",
+            "# Title\n\nSome *emphasis* and a [link](https://example.com/?a=1&b=2).\n",
+        ),
+        ("application/x-ndjson", "{\"a\":1}\n{\"a\":2}\n"),
+        ("", "name=alice&email=alice%40example.com&age=30"),
+        (
+            "",
+            "{\"user\":{\"name\":\"O'Brien\",\"tags\":[\"a\",\"b\"]}}",
+        ),
+        (
+            "application/octet-stream",
+            "\u{1}\u{2}<script>binary-looking=1",
+        ),
+    ];
+    for (ct, body) in bodies {
+        let mut r = get("/api");
+        r.method = "POST";
+        if !ct.is_empty() {
+            r = r.header("content-type", ct);
+        }
+        r.body = body.as_bytes().to_vec();
+        let (d, audit) = r.run(&waf);
+        assert_eq!(d, Decision::Continue, "{ct}: {body:?}: {}", audit.to_json());
+    }
 }

@@ -11,17 +11,30 @@ use rampart_rules::lang::{eval_bool, Field, FieldSource, Value};
 use rampart_rules::{Mode, RuleAction};
 
 use super::audit::{AuditEvent, RuleMatch};
-use super::body::{parse_body, BodyView};
+use super::body::{parse_body, BodyError, BodyView};
 use super::client_ip::{resolve, ClientIpSource};
 use super::compiled::{Compiled, CompiledRule, Phase};
 use super::decision::Decision;
-use super::engine::{ConnInfo, OverLimit, Shared};
+use super::decode::{codings, decode, Coding};
+use super::engine::{ConnInfo, EncodedBody, OverLimit, Shared};
 use super::fields::{Env, FieldCache, ResponseView, Scores};
 use super::ratelimit::RateVerdict;
 use super::request::RequestView;
 
-/// Rule id reported for the engine's own refusals (body over the limit).
+/// Rule id reported for the engine's own refusals: a body over the limit (413), conflicting
+/// `Content-Type` headers (400), a `Content-Encoding` it cannot inspect (415).
 pub const ENGINE_RULE_ID: u32 = 0;
+
+const TOO_LARGE: &str = "request body too large\n";
+
+/// The engine's own refusal.
+fn refusal(status: u16, body: &str) -> Decision {
+    Decision::Block {
+        status,
+        body: body.into(),
+        rule_id: ENGINE_RULE_ID,
+    }
+}
 
 /// A request in flight. Call [`on_request_headers`](Self::on_request_headers), then
 /// [`on_request_body`](Self::on_request_body) for each chunk (with `end = true` last, an empty
@@ -36,6 +49,8 @@ pub struct Transaction {
     body: Vec<u8>,
     body_bytes: u64,
     body_view: Option<BodyView>,
+    /// The body's content codings, in the order applied (set by the head checks).
+    codings: Vec<Coding>,
     over_limit: bool,
     scores: Scores,
     /// Rules that matched: (index, action, enforced). Their evidence is looked up only when
@@ -64,8 +79,7 @@ impl Transaction {
             conn.proxy.as_ref(),
             &parts.headers,
         );
-        let t = req.truncated;
-        if t.args || t.headers || t.cookies {
+        if req.truncated.any() {
             shared.counters.truncated.fetch_add(1, Ordering::Relaxed);
         }
         Transaction {
@@ -77,6 +91,7 @@ impl Transaction {
             body: Vec::new(),
             body_bytes: 0,
             body_view: None,
+            codings: Vec::new(),
             over_limit: false,
             scores: Scores::default(),
             matches: Vec::new(),
@@ -113,13 +128,55 @@ impl Transaction {
         self.rules.needs_body && !self.decision.is_terminal() && !self.stopped
     }
 
-    /// Runs the rules that need only the head.
+    /// Runs the rules that need only the head, between the engine's own head checks: two
+    /// `Content-Type` headers are refused first, whatever the rules say; then, if the body is
+    /// still to be read (no head rule ended evaluation, and some rule reads the body), a
+    /// `Content-Encoding` the engine does not decode (or any, by policy) and a `Content-Length`
+    /// over the body limit (when the over-limit policy is `Block`). A refusal here comes before
+    /// the body is read, so an HTTP/1.1 client that sent `Expect: 100-continue` gets it instead
+    /// of `100 Continue`.
     pub fn on_request_headers(&mut self) -> Decision {
         if !self.head_done {
             self.head_done = true;
+            if self.req.content_types.len() > 1 {
+                let c = &self.shared.counters;
+                c.content_type_conflicts.fetch_add(1, Ordering::Relaxed);
+                self.set_terminal(refusal(400, "conflicting Content-Type headers\n"));
+                return self.decision.clone();
+            }
             self.run(Phase::Head);
+            if self.needs_body() {
+                self.check_body_head();
+            }
         }
         self.decision.clone()
+    }
+
+    /// The head checks for a body the engine will read (see `on_request_headers`).
+    fn check_body_head(&mut self) {
+        let cfg = &self.shared.config;
+        let counters = &self.shared.counters;
+        if self.req.content_length() == Some(0) {
+            return;
+        }
+        match codings(self.req.content_encodings.iter().map(Vec::as_slice)) {
+            Ok(list) if list.is_empty() || cfg.encoded_body == EncodedBody::Decode => {
+                self.codings = list;
+            }
+            _ => {
+                counters.encoding_refused.fetch_add(1, Ordering::Relaxed);
+                self.set_terminal(refusal(415, "unsupported content encoding\n"));
+                return;
+            }
+        }
+        let limit = cfg.body_limit as u64;
+        if cfg.over_limit == OverLimit::Block
+            && self.req.content_length().is_some_and(|n| n > limit)
+        {
+            self.over_limit = true;
+            counters.body_over_limit.fetch_add(1, Ordering::Relaxed);
+            self.set_terminal(refusal(413, TOO_LARGE));
+        }
     }
 
     /// Offers a body chunk; `end` marks the last. Returns the decision so far (final once `end`
@@ -142,11 +199,7 @@ impl Transaction {
                 .fetch_add(1, Ordering::Relaxed);
             if self.shared.config.over_limit == OverLimit::Block {
                 self.body_done = true;
-                self.set_terminal(Decision::Block {
-                    status: 413,
-                    body: "request body too large\n".into(),
-                    rule_id: ENGINE_RULE_ID,
-                });
+                self.set_terminal(refusal(413, TOO_LARGE));
                 return self.decision.clone();
             }
             self.body.extend_from_slice(&chunk[..room]);
@@ -208,24 +261,53 @@ impl Transaction {
         )
     }
 
+    /// Decodes the buffered body (its `Content-Encoding`) and parses it for the body rules;
+    /// may refuse a body whose decoded form is over the limit.
     fn parse_body(&mut self) {
-        let view = parse_body(
-            self.req.content_type(),
-            &self.body,
-            !self.over_limit,
-            &self.shared.config.body_limits,
-        );
-        if view.error.is_some() {
-            self.shared
-                .counters
-                .body_errors
-                .fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::clone(&self.shared);
+        let (cfg, counters) = (&shared.config, &shared.counters);
+        let mut complete = !self.over_limit;
+        let mut view = None;
+        if !self.codings.is_empty() {
+            match decode(&self.codings, &self.body, complete, cfg.body_limit) {
+                Ok(decoded) => {
+                    if decoded.over_limit {
+                        counters.body_over_limit.fetch_add(1, Ordering::Relaxed);
+                        counters
+                            .body_decoded_over_limit
+                            .fetch_add(1, Ordering::Relaxed);
+                        if cfg.over_limit == OverLimit::Block {
+                            self.over_limit = true;
+                            self.set_terminal(refusal(413, TOO_LARGE));
+                            return;
+                        }
+                        complete = false;
+                    }
+                    // Rules read the decoded body (`http.request.body.raw` too).
+                    self.body = decoded.bytes;
+                }
+                // Rules still see the body as sent, and no fields.
+                Err(e) => {
+                    view = Some(BodyView {
+                        error: Some(BodyError::Encoding { why: e.to_string() }),
+                        ..BodyView::default()
+                    });
+                }
+            }
         }
-        if view.truncated {
-            self.shared
-                .counters
-                .truncated
-                .fetch_add(1, Ordering::Relaxed);
+        let view = view.unwrap_or_else(|| {
+            parse_body(
+                self.req.content_type(),
+                &self.body,
+                complete,
+                &cfg.body_limits,
+            )
+        });
+        if view.error.is_some() {
+            counters.body_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if view.truncated.any_cap() {
+            counters.truncated.fetch_add(1, Ordering::Relaxed);
         }
         self.body_view = Some(view);
     }
