@@ -43,11 +43,12 @@ enum Cmd {
         check: bool,
     },
     /// Send a request to a running daemon's control socket (e.g. `status`, `rules reload`,
-    /// `deny add 192.0.2.0/24 600`, `generated list`).
+    /// `deny add 192.0.2.0/24 600`, `deny add 0.0.0.0/0 --force`, `generated list`).
     Ctl {
         #[arg(long, default_value = rampart::daemon::DEFAULT_CONTROL_SOCKET)]
         socket: PathBuf,
-        #[arg(required = true, num_args = 1..)]
+        /// The request's words; everything after them (`--force` too) goes to the daemon.
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
         request: Vec<String>,
     },
     /// A small HTTP origin for the lab and tests (answers with its name; `/healthz`; 401 on
@@ -125,9 +126,13 @@ enum ListOp {
     Add {
         #[arg(required = true)]
         prefixes: Vec<String>,
-        /// Seconds until the entry expires (deny only; default: never).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+        /// Seconds until the entry expires, 1 to 2592000 (30 days) (deny only; default: never).
+        #[arg(long, value_parser = parse_ttl)]
         ttl: Option<u64>,
+        /// Accept a prefix that covers a large part of the address space (IPv4 shorter than
+        /// /8, IPv6 shorter than /16 or holding all of IPv4, such as 0.0.0.0/0 and ::/0).
+        #[arg(long)]
+        force: bool,
     },
     Remove {
         #[arg(required = true)]
@@ -156,6 +161,13 @@ impl Policy {
             Policy::Drop => POLICY_DROP,
         }
     }
+}
+
+fn parse_ttl(s: &str) -> Result<u64, String> {
+    let secs: u64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    rampart::daemon::list_request::check_ttl(secs)
 }
 
 fn parse_prefixes(items: &[String]) -> Result<Vec<Prefix>> {
@@ -273,13 +285,11 @@ fn run(cli: Cli) -> Result<()> {
         })?,
         Cmd::Run { config, check } => {
             if check {
-                let cfg = rampart::daemon::config::load(&config)?;
-                println!(
-                    "{}: ok ({} listeners, {} interfaces)",
-                    config.display(),
-                    cfg.listeners.len(),
-                    cfg.dataplane.interfaces.len()
-                );
+                let (summary, warnings) = rampart::daemon::check(&config)?;
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!("{summary}");
             } else {
                 rampart::daemon::run(&config)?
             }
@@ -324,10 +334,22 @@ fn run(cli: Cli) -> Result<()> {
 
 fn list_op(pin_dir: &std::path::Path, op: ListOp, deny: bool) -> Result<()> {
     match op {
-        ListOp::Add { prefixes, ttl } => {
+        ListOp::Add {
+            prefixes,
+            ttl,
+            force,
+        } => {
             let prefixes = parse_prefixes(&prefixes)?;
             if ttl.is_some() && !deny {
                 bail!("--ttl applies to deny entries only");
+            }
+            if !force {
+                if let Some(why) = prefixes
+                    .iter()
+                    .find_map(rampart::daemon::list_request::too_wide)
+                {
+                    bail!("{why}");
+                }
             }
             let mut dp = Dataplane::open_pinned(pin_dir)?;
             for p in prefixes {

@@ -44,9 +44,19 @@ fn malformed_prefixes_are_refused_with_the_reason() {
 
 #[test]
 fn out_of_range_values_are_refused() {
-    let (ok, err) = rampart(&["deny", "add", "192.0.2.0/24", "--ttl", "0"]);
+    // Issue 17 item 13: TTLs are 1 s to 30 days (before: 1..=31536000, and u64::MAX went to
+    // the kernel side of `ctl` as nonsense).
+    for ttl in ["0", "2592001", "18446744073709551615"] {
+        let (ok, err) = rampart(&["deny", "add", "192.0.2.0/24", "--ttl", ttl]);
+        assert!(!ok);
+        assert!(
+            err.contains(&format!("TTL {ttl} s is not from 1 to 2592000 (30 days)")),
+            "{err}"
+        );
+    }
+    let (ok, err) = rampart(&["deny", "add", "192.0.2.0/24", "--ttl", "10m"]);
     assert!(!ok);
-    assert!(err.contains("0 is not in 1..=31536000"), "{err}");
+    assert!(err.contains("`10m` is not a number of seconds"), "{err}");
     let (ok, err) = rampart(&["attach", "--iface", "lo", "--mode", "turbo"]);
     assert!(!ok);
     assert!(err.contains("invalid value 'turbo'"), "{err}");
@@ -61,6 +71,47 @@ fn commands_without_a_running_instance_say_so() {
     assert!(!ok);
     assert!(
         err.contains("no Rampart instance is pinned at /nonexistent/rampart"),
+        "{err}"
+    );
+}
+
+/// Issue 17 item 13: catch-all and very wide prefixes need `--force`, checked before the
+/// pinned maps are even looked for. Before: `deny add 0.0.0.0/0` and `::/0` went through.
+#[test]
+fn catch_all_prefixes_need_force() {
+    for (args, want) in [
+        (
+            &["deny", "add", "0.0.0.0/0"][..],
+            "refusing 0.0.0.0/0: an IPv4 prefix shorter than /8; add --force if you mean it",
+        ),
+        (
+            &["deny", "add", "192.0.2.0/24", "::/0"][..],
+            "refusing ::/0: it holds every IPv4 address (as IPv4-mapped IPv6); add --force",
+        ),
+        (
+            &["deny", "add", "2000::/3"][..],
+            "refusing 2000::/3: an IPv6 prefix shorter than /16",
+        ),
+        (&["allow", "add", "0.0.0.0/0"][..], "refusing 0.0.0.0/0"),
+    ] {
+        let mut full = vec!["--pin-dir", "/nonexistent"];
+        full.extend_from_slice(args);
+        let (ok, err) = rampart(&full);
+        assert!(!ok);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    // With --force the prefix passes the check and the command goes on to the (absent) maps.
+    let (ok, err) = rampart(&[
+        "--pin-dir",
+        "/nonexistent",
+        "deny",
+        "add",
+        "0.0.0.0/0",
+        "--force",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("no Rampart instance is pinned at /nonexistent"),
         "{err}"
     );
 }

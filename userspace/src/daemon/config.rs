@@ -4,11 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::l7::{ClientIpConfig, EngineConfig, ForwardedHeader, OverLimit};
-use crate::proxy::ProxyConfig;
+use crate::proxy::{ProxyConfig, ServeOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -182,17 +183,95 @@ impl Default for L7Section {
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     pub addr: SocketAddr,
-    /// Expect a PROXY protocol header (v1 or v2) from these peers (CIDRs).
+    /// Expect a PROXY protocol header (v1 or v2) from these peers (CIDRs). Their header names
+    /// the client (see `l7::client_ip`).
     #[serde(default)]
     pub proxy_protocol_from: Vec<String>,
+    /// From accept (or the end of the previous response) to a complete request head.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// Longest silence while a request body is read.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_ms: u64,
+    /// Keep-alive: how long an idle connection stays open between requests.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// Open client connections on this listener.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open client connections from one client address on this listener.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+fn serve_defaults() -> ServeOptions {
+    ServeOptions::default()
+}
+fn default_header_timeout() -> u64 {
+    ms(serve_defaults().header_timeout)
+}
+fn default_body_timeout() -> u64 {
+    ms(serve_defaults().body_timeout)
+}
+fn default_idle_timeout() -> u64 {
+    ms(serve_defaults().idle_timeout)
+}
+fn default_max_connections() -> usize {
+    serve_defaults().max_connections
+}
+fn default_max_connections_per_ip() -> usize {
+    serve_defaults().max_connections_per_ip
+}
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl ListenerConfig {
+    /// The serving options of this listener (`stats` is the caller's to share).
+    pub fn serve_options(&self) -> Result<ServeOptions, String> {
+        let peers = parse_prefixes(&self.proxy_protocol_from, "listeners.proxy_protocol_from")?;
+        Ok(ServeOptions {
+            proxy_protocol: !peers.is_empty(),
+            trusted_proxy_protocol_peers: peers,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            ..ServeOptions::default()
+        })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Prometheus `/metrics`; unset: no endpoint.
     #[serde(default)]
     pub addr: Option<SocketAddr>,
+    /// Time a scraper has to send its request head (from accept, and between requests).
+    #[serde(default = "default_metrics_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// Open scrape connections at once; more are closed at accept.
+    #[serde(default = "default_metrics_connections")]
+    pub max_connections: usize,
+}
+
+fn default_metrics_header_timeout() -> u64 {
+    10_000
+}
+fn default_metrics_connections() -> usize {
+    64
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            addr: None,
+            header_timeout_ms: default_metrics_header_timeout(),
+            max_connections: default_metrics_connections(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -317,6 +396,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         why,
     };
     cfg.engine_config().map_err(invalid)?;
+    super::bounds::check(&cfg, super::host::mem_total()).map_err(invalid)?;
     if !["auto", "native", "generic"].contains(&cfg.dataplane.mode.as_str()) {
         return Err(invalid(format!(
             "dataplane.mode `{}` (expected auto, native or generic)",
@@ -351,6 +431,38 @@ mod tests {
         assert_eq!(cfg.listeners.len(), 1);
         assert_eq!(cfg.proxy.pools.len(), 2);
         assert_eq!(cfg.log.format, "json");
+        // The example documents the defaults: written out or left out, the same values.
+        let l = &cfg.listeners[0];
+        let d = ServeOptions::default();
+        assert_eq!(
+            (l.header_timeout_ms, l.body_timeout_ms, l.idle_timeout_ms),
+            (ms(d.header_timeout), ms(d.body_timeout), ms(d.idle_timeout))
+        );
+        assert_eq!(
+            (l.max_connections, l.max_connections_per_ip),
+            (d.max_connections, d.max_connections_per_ip)
+        );
+        let m = MetricsConfig::default();
+        assert_eq!(
+            (cfg.metrics.header_timeout_ms, cfg.metrics.max_connections),
+            (m.header_timeout_ms, m.max_connections)
+        );
+    }
+
+    #[test]
+    fn listener_keys_reach_the_serving_options() {
+        let text = "[[listeners]]\naddr = \"127.0.0.1:8080\"\nproxy_protocol_from = [\"10.0.0.0/8\"]\nheader_timeout_ms = 1500\nbody_timeout_ms = 2500\nidle_timeout_ms = 3500\nmax_connections = 40\nmax_connections_per_ip = 4\n[[proxy.pools]]\nname = \"app\"\norigins = [\"http://127.0.0.1:9\"]\n";
+        let cfg = parse(text, Path::new("t.toml")).expect("config");
+        let o = cfg.listeners[0].serve_options().unwrap();
+        assert!(o.proxy_protocol);
+        assert_eq!(
+            o.trusted_proxy_protocol_peers,
+            vec!["10.0.0.0/8".parse().unwrap()]
+        );
+        assert_eq!(o.header_timeout, Duration::from_millis(1500));
+        assert_eq!(o.body_timeout, Duration::from_millis(2500));
+        assert_eq!(o.idle_timeout, Duration::from_millis(3500));
+        assert_eq!((o.max_connections, o.max_connections_per_ip), (40, 4));
     }
 
     #[test]

@@ -19,12 +19,14 @@ use crate::kernel::{AttachMode, AttachReport, Dataplane, FilterTables, KernelErr
 use crate::l7::Jailer;
 
 use super::config::Config;
+use super::list_request::{List, ListRequest};
 
 /// What the thread is asked to do.
 enum Command {
     Jail(IpAddr, Duration),
     LoadRules(Vec<RuleSpec>, SyncSender<Result<String, String>>),
     Control(Vec<String>, SyncSender<Result<String, String>>),
+    List(ListRequest, SyncSender<Result<String, String>>),
     State(SyncSender<KernelState>),
     Stop,
 }
@@ -140,7 +142,13 @@ impl KernelHandle {
             .unwrap_or_else(|| Err("the data-plane thread did not answer".into()))
     }
 
-    /// A control request for the data plane (`deny`, `allow`, `generated …`, `counters`).
+    /// A checked deny/allow edit or listing.
+    pub fn list(&self, req: ListRequest) -> Result<String, String> {
+        ask(&self.tx, |r| Command::List(req, r))
+            .unwrap_or_else(|| Err("the data-plane thread did not answer".into()))
+    }
+
+    /// A control request for the data plane (`generated …`, `counters`).
     pub fn control(&self, words: Vec<String>) -> Result<String, String> {
         ask(&self.tx, |r| Command::Control(words, r))
             .unwrap_or_else(|| Err("the data-plane thread did not answer".into()))
@@ -227,6 +235,9 @@ impl Owner {
                 let words: Vec<&str> = words.iter().map(String::as_str).collect();
                 let _ = reply.send(self.control(&words));
             }
+            Command::List(req, reply) => {
+                let _ = reply.send(self.list(req).map_err(|e| e.to_string()));
+            }
             Command::State(reply) => {
                 let _ = reply.send(self.state());
             }
@@ -251,66 +262,57 @@ impl Owner {
         Ok(format!("{n} XDP entries loaded\n"))
     }
 
-    fn control(&mut self, words: &[&str]) -> Result<String, String> {
-        let prefix = |w: Option<&&str>| -> Result<Prefix, String> {
-            w.ok_or("missing prefix")?
-                .parse()
-                .map_err(|e: rampart_rules::PrefixError| e.to_string())
-        };
-        let ttl = |w: Option<&&str>| -> Result<Option<Duration>, String> {
-            w.map(|s| {
-                s.parse::<u64>()
-                    .map(Duration::from_secs)
-                    .map_err(|_| format!("`{s}` is not seconds"))
-            })
-            .transpose()
-        };
-        match words {
-            ["deny", "add", rest @ ..] => {
-                let p = prefix(rest.first())?;
-                self.dp
-                    .deny(p, ttl(rest.get(1))?)
-                    .map_err(|e| e.to_string())?;
-                Ok(format!("denied {p}\n"))
+    fn list(&mut self, req: ListRequest) -> Result<String, KernelError> {
+        let removed =
+            |was: bool, p: Prefix| format!("{} {p}\n", if was { "removed" } else { "not listed:" });
+        Ok(match req {
+            ListRequest::Add {
+                list: List::Deny,
+                prefix,
+                ttl,
+            } => {
+                self.dp.deny(prefix, ttl)?;
+                match ttl {
+                    Some(t) => format!("denied {prefix} for {} s\n", t.as_secs()),
+                    None => format!("denied {prefix}\n"),
+                }
             }
-            ["deny", "remove", rest @ ..] => {
-                let p = prefix(rest.first())?;
-                let was = self.dp.undeny(p).map_err(|e| e.to_string())?;
-                Ok(format!(
-                    "{} {p}\n",
-                    if was { "removed" } else { "not listed:" }
-                ))
+            ListRequest::Add {
+                list: List::Allow,
+                prefix,
+                ..
+            } => {
+                self.dp.allow(prefix)?;
+                format!("allowed {prefix}\n")
             }
-            ["deny", "list"] => Ok(self
+            ListRequest::Remove {
+                list: List::Deny,
+                prefix,
+            } => removed(self.dp.undeny(prefix)?, prefix),
+            ListRequest::Remove {
+                list: List::Allow,
+                prefix,
+            } => removed(self.dp.unallow(prefix)?, prefix),
+            ListRequest::List(List::Deny) => self
                 .dp
-                .deny_list()
-                .map_err(|e| e.to_string())?
+                .deny_list()?
                 .iter()
                 .map(|d| match d.expires_in {
                     Some(t) => format!("{}  expires in {} s\n", d.prefix, t.as_secs()),
                     None => format!("{}\n", d.prefix),
                 })
-                .collect()),
-            ["allow", "add", rest @ ..] => {
-                let p = prefix(rest.first())?;
-                self.dp.allow(p).map_err(|e| e.to_string())?;
-                Ok(format!("allowed {p}\n"))
-            }
-            ["allow", "remove", rest @ ..] => {
-                let p = prefix(rest.first())?;
-                let was = self.dp.unallow(p).map_err(|e| e.to_string())?;
-                Ok(format!(
-                    "{} {p}\n",
-                    if was { "removed" } else { "not listed:" }
-                ))
-            }
-            ["allow", "list"] => Ok(self
+                .collect(),
+            ListRequest::List(List::Allow) => self
                 .dp
-                .allow_list()
-                .map_err(|e| e.to_string())?
+                .allow_list()?
                 .iter()
                 .map(|p| format!("{p}\n"))
-                .collect()),
+                .collect(),
+        })
+    }
+
+    fn control(&mut self, words: &[&str]) -> Result<String, String> {
+        match words {
             ["counters"] => Ok(self.dp.counters().map_err(|e| e.to_string())?.render()),
             ["generated", rest @ ..] => match &mut self.det {
                 Some(det) => crate::control::generated_command(&mut det.manager, rest),

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use rampart_rules::RuleSet;
 
-use super::config::{self, Config, LogConfig};
-use super::config::{parse_prefixes, ListenerConfig};
+use super::config::{self, Config, ListenerConfig, LogConfig};
 use super::kernel_side::{KernelHandle, KernelThread};
-use super::DaemonError;
+use super::preflight::{check_routes, pool_names, rule_sets};
+use super::{audit_file, list_request, DaemonError};
 use crate::control::ControlServer;
 use crate::l7::tower::RampartLayer;
 use crate::l7::{AuditEvent, AuditWriter, Engine};
-use crate::proxy::{serve, Proxy, ServeOptions, ServeStats};
+use crate::proxy::{serve, Proxy, ServeStats};
 use tower_layer::Layer;
 
 type Audit = AuditWriter<Box<dyn Write + Send>>;
@@ -25,6 +25,8 @@ type Audit = AuditWriter<Box<dyn Write + Send>>;
 pub struct Daemon {
     pub config_path: PathBuf,
     config: Mutex<Config>,
+    /// What was bound and built at start; reload does not change these.
+    running: Running,
     pub engine: Engine,
     /// `None` when no listener is configured.
     pub proxy: Option<Proxy>,
@@ -34,6 +36,13 @@ pub struct Daemon {
     rules: Mutex<Vec<RuleSet>>,
     control_stop: Arc<AtomicBool>,
     control_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The parts of the configuration that only a restart changes, as started.
+struct Running {
+    listeners: Vec<ListenerConfig>,
+    pools: Vec<String>,
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// Logs through `tracing` (text or JSON lines); `log` records from libraries are bridged.
@@ -50,21 +59,6 @@ pub fn init_logging(cfg: &LogConfig) {
     };
 }
 
-/// The rule sets the engine runs: the site's file, then the default WAF rules if enabled.
-fn rule_sets(
-    cfg: &Config,
-    path: &std::path::Path,
-) -> Result<Vec<RuleSet>, rampart_rules::RuleError> {
-    let mut sets = Vec::new();
-    if let Some(p) = cfg.rules_path(&super::config_dir(path)) {
-        sets.push(rampart_rules::load_file(&p)?);
-    }
-    if cfg.l7.default_rules {
-        sets.push(rampart_rules::default_waf());
-    }
-    Ok(sets)
-}
-
 /// The XDP entries of the site's rule file (the first set when the config names one).
 fn operator_xdp(cfg: &Config, sets: &[RuleSet]) -> Vec<rampart_rules::xdp::RuleSpec> {
     sets.first()
@@ -74,11 +68,14 @@ fn operator_xdp(cfg: &Config, sets: &[RuleSet]) -> Vec<rampart_rules::xdp::RuleS
 }
 
 impl Daemon {
+    /// Builds the engine, proxy and audit log from checked rule `sets`, attaches XDP, and
+    /// starts answering on `control` (already bound, like every listener).
     pub fn start(
         config_path: PathBuf,
         cfg: Config,
+        sets: Vec<RuleSet>,
+        control: ControlServer,
     ) -> Result<(Arc<Daemon>, Option<KernelThread>), DaemonError> {
-        let sets = rule_sets(&cfg, &config_path)?;
         let engine_cfg = cfg
             .engine_config()
             .map_err(|why| config::ConfigError::Invalid {
@@ -109,20 +106,18 @@ impl Daemon {
             Some(p) if p.as_os_str() == "-" => Some(AuditWriter::new(
                 Box::new(std::io::stdout()) as Box<dyn Write + Send>
             )),
-            Some(p) => {
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(super::io(format!("audit log {}", p.display())))?;
-                Some(AuditWriter::new(
-                    Box::new(LineWriter::new(f)) as Box<dyn Write + Send>
-                ))
-            }
+            Some(p) => Some(AuditWriter::new(
+                Box::new(LineWriter::new(audit_file::open(p)?)) as Box<dyn Write + Send>,
+            )),
         };
-        let control = ControlServer::bind(&cfg.control.socket)?;
+        let running = Running {
+            listeners: cfg.listeners.clone(),
+            pools: pool_names(&cfg),
+            metrics: cfg.metrics.addr,
+        };
         let daemon = Arc::new(Daemon {
             config_path,
+            running,
             config: Mutex::new(cfg),
             engine,
             proxy,
@@ -158,6 +153,18 @@ impl Daemon {
             .clone()
     }
 
+    /// The listeners as bound at start.
+    pub fn listener_configs(&self) -> Vec<ListenerConfig> {
+        self.running.listeners.clone()
+    }
+
+    pub fn register_listener_stats(&self, addr: std::net::SocketAddr, stats: Arc<ServeStats>) {
+        self.serve_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((addr, stats));
+    }
+
     pub fn stop_control(&self) {
         self.control_stop.store(true, Ordering::SeqCst);
         if let Some(t) = self
@@ -179,10 +186,16 @@ impl Daemon {
     }
 
     /// Re-reads the configuration and the rules; applies them only when all of it is valid.
-    /// Listener, proxy-pool and engine-setting changes need a restart (said in the reply).
+    /// Listener, proxy-pool and engine-setting changes need a restart (said in the reply), so
+    /// `route` targets are checked against the pools running now.
     pub fn reload(&self) -> Result<String, String> {
         let cfg = config::load(&self.config_path).map_err(|e| e.to_string())?;
         let sets = rule_sets(&cfg, &self.config_path).map_err(|e| e.to_string())?;
+        if self.proxy.is_some() {
+            check_routes(&sets, &self.running.pools).map_err(|e| {
+                format!("{e}; pools change on restart, so this reload would route to nothing")
+            })?;
+        }
         let refs: Vec<&RuleSet> = sets.iter().collect();
         self.engine.swap_rules(&refs).map_err(|e| e.to_string())?;
         let mut msg = String::new();
@@ -211,6 +224,10 @@ impl Daemon {
                 restart.join(", ")
             ));
         }
+        for w in super::bounds::warnings(&cfg, super::host::mem_total()) {
+            log::warn!("{w}");
+            msg.push_str(&format!("warning: {w}\n"));
+        }
         *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = sets;
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
         Ok(msg)
@@ -222,7 +239,15 @@ impl Daemon {
             ["status"] => Ok(self.status()),
             ["rules", "reload"] => self.reload(),
             ["rules", "list"] => Ok(self.rules_list()),
-            [first, ..] if ["deny", "allow", "generated", "counters"].contains(first) => {
+            // Checked here, so a bad edit is refused the same with or without XDP.
+            ["deny" | "allow", ..] => {
+                let req = list_request::parse(words)?;
+                match &self.kernel {
+                    Some(k) => k.list(req),
+                    None => Err("XDP is not attached in this configuration".into()),
+                }
+            }
+            [first, ..] if ["generated", "counters"].contains(first) => {
                 match &self.kernel {
                     Some(k) => k.control(words.iter().map(|s| s.to_string()).collect()),
                     None => Err("XDP is not attached in this configuration".into()),
@@ -268,8 +293,29 @@ impl Daemon {
             s.rate_limited,
             s.routed
         );
-        for l in &cfg.listeners {
-            out.push_str(&format!("listener {}\n", l.addr));
+        // What is bound, not what the file now says (listeners change on restart).
+        for l in &self.running.listeners {
+            let gone = !cfg.listeners.iter().any(|c| c.addr == l.addr);
+            out.push_str(&format!(
+                "listener {}{}\n",
+                l.addr,
+                if gone {
+                    " (removed from the configuration; closes on restart)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for c in &cfg.listeners {
+            if !self.running.listeners.iter().any(|l| l.addr == c.addr) {
+                out.push_str(&format!(
+                    "listener {} configured, not listening until restart\n",
+                    c.addr
+                ));
+            }
+        }
+        if let Some(m) = self.running.metrics {
+            out.push_str(&format!("metrics {m}\n"));
         }
         let pools = self
             .proxy
@@ -307,11 +353,13 @@ impl Daemon {
         out
     }
 
-    /// Serves one listener: the engine in front of the proxy, until `shutdown`.
+    /// Serves one listener: the engine in front of the proxy, until `shutdown`. `stats` is
+    /// shared by every serving thread of this listener.
     pub async fn listen(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         l: ListenerConfig,
+        stats: Arc<ServeStats>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let Some(proxy) = self.proxy.clone() else {
@@ -323,38 +371,44 @@ impl Daemon {
             layer = layer.on_audit(move |e| d.audit(&e));
         }
         let svc = layer.layer(proxy);
-        let peers =
-            parse_prefixes(&l.proxy_protocol_from, "proxy_protocol_from").unwrap_or_default();
-        let stats = Arc::new(ServeStats::default());
-        self.serve_stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((l.addr, stats.clone()));
-        let opts = ServeOptions {
-            proxy_protocol: !peers.is_empty(),
-            trusted_proxy_protocol_peers: peers,
-            shutdown_grace: Duration::from_secs(10),
-            stats,
-            ..ServeOptions::default()
+        // Checked when the configuration was loaded.
+        let Ok(mut opts) = l.serve_options() else {
+            log::error!("listener {}: invalid options", l.addr);
+            return;
         };
+        opts.shutdown_grace = Duration::from_secs(10);
+        opts.stats = stats;
         serve(listener, svc, opts, shutdown).await;
     }
 
-    /// Serves `/metrics` (Prometheus text) and `/healthz` until `shutdown`.
+    /// Serves `/metrics` (Prometheus text) and `/healthz` until `shutdown`. A scraper has
+    /// `metrics.header_timeout_ms` for each request head (from accept, and between requests
+    /// on a kept-alive connection); past `metrics.max_connections` open, new ones are closed.
     pub async fn serve_metrics(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         use http_body_util::Full;
+        let m = self.config().metrics;
+        let header_timeout = Duration::from_millis(m.header_timeout_ms);
+        let slots = Arc::new(tokio::sync::Semaphore::new(m.max_connections));
         tokio::pin!(shutdown);
         loop {
             let (stream, _) = tokio::select! {
                 () = &mut shutdown => return,
                 a = listener.accept() => match a {
                     Ok(a) => a,
-                    Err(_) => continue,
+                    Err(e) => {
+                        log::warn!("metrics: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
                 },
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
             };
             let d = self.clone();
             let svc =
@@ -379,8 +433,11 @@ impl Daemon {
                     }
                 });
             tokio::spawn(async move {
+                let _slot = slot;
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout)
                     .serve_connection(io, svc)
                     .await;
             });
@@ -397,29 +454,39 @@ impl Daemon {
         if let Some(p) = &self.proxy {
             super::metrics::proxy(&mut e, &p.stats());
         }
-        e.family(
-            "rampart_listener_connections_total",
-            "counter",
-            "Connections accepted per listener.",
-        );
-        for (addr, s) in self
+        let listeners: Vec<(String, crate::proxy::ServeCounts)> = self
             .serve_stats
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-        {
-            let c = s.snapshot();
-            let a = addr.to_string();
-            e.sample(
+            .map(|(a, s)| (a.to_string(), s.snapshot()))
+            .collect();
+        type Pick = fn(&crate::proxy::ServeCounts) -> u64;
+        let families: [(&str, &str, &str, Pick); 3] = [
+            (
                 "rampart_listener_connections_total",
-                &[("listener", &a)],
-                c.accepted as f64,
-            );
-            e.sample(
+                "counter",
+                "Connections accepted per listener.",
+                |c| c.accepted,
+            ),
+            (
+                "rampart_listener_connections_active",
+                "gauge",
+                "Client connections open per listener.",
+                |c| c.active,
+            ),
+            (
                 "rampart_listener_proxy_header_errors_total",
-                &[("listener", &a)],
-                c.proxy_header_errors as f64,
-            );
+                "counter",
+                "Connections closed for a missing, malformed or late PROXY header.",
+                |c| c.proxy_header_errors,
+            ),
+        ];
+        for (name, kind, help, pick) in families {
+            e.family(name, kind, help);
+            for (a, c) in &listeners {
+                e.sample(name, &[("listener", a)], pick(c) as f64);
+            }
         }
         super::metrics::process(&mut e);
         e.finish()

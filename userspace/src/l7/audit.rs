@@ -1,5 +1,6 @@
 //! The audit log: one JSON line per decided request, with the rules that matched, the scores,
-//! the client address, and the matched field and value (truncated; secrets redacted).
+//! the client address, and the matched field and value (truncated; secrets redacted: credential
+//! headers, and every cookie value, since cookies carry sessions whatever their name).
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -21,10 +22,8 @@ use super::request::RequestView;
 pub struct AuditConfig {
     /// Matched values longer than this are cut (the length is kept).
     pub max_value: usize,
-    /// Headers whose values are never written (lower case).
+    /// Request and response headers whose values are never written (lower case).
     pub redact_headers: Vec<String>,
-    /// Cookie names containing one of these (lower case) are never written.
-    pub redact_cookies: Vec<String>,
 }
 
 impl Default for AuditConfig {
@@ -40,7 +39,6 @@ impl Default for AuditConfig {
                 "x-api-key",
                 "x-auth-token",
             ]),
-            redact_cookies: s(&["sess", "token", "auth", "jwt", "sid", "key"]),
         }
     }
 }
@@ -227,11 +225,24 @@ fn shown(cfg: &AuditConfig, field: &str, v: &Value) -> String {
         Value::Array(items) if items.len() == 1 => (None, &items[0]),
         other => (None, other),
     };
+    // A header's values are a one-item list of the values of that name.
+    let inner = match inner {
+        Value::Array(items) if items.len() == 1 => &items[0],
+        other => other,
+    };
     let lname = name.map(|n| String::from_utf8_lossy(n).to_ascii_lowercase());
     let secret = match (field.split('[').next().unwrap_or(field), &lname) {
-        ("http.request.headers", Some(n)) => cfg.redact_headers.iter().any(|h| h == n),
-        ("http.request.cookies", Some(n)) => cfg.redact_cookies.iter().any(|c| n.contains(c)),
-        ("http.request.headers.values", _) => true,
+        ("http.request.headers" | "http.response.headers", Some(n)) => {
+            cfg.redact_headers.iter().any(|h| h == n)
+        }
+        // Names do not say which cookies are sessions (`id`, `s`, `remember`), so none shows;
+        // the field label keeps the cookie's name.
+        ("http.request.cookies", _) => true,
+        // The whole map or list of values, credentials among them.
+        (
+            "http.request.headers" | "http.response.headers" | "http.request.headers.values",
+            None,
+        ) => true,
         _ => false,
     };
     if secret {
@@ -252,4 +263,86 @@ fn lossy(b: &[u8], max: usize) -> String {
         return String::from_utf8_lossy(b).into_owned();
     }
     format!("{}…({} bytes)", String::from_utf8_lossy(&b[..max]), b.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Value {
+        Value::Bytes(s.as_bytes().to_vec())
+    }
+
+    /// One map entry as the evidence narrows it: `(name, [values])`.
+    fn entry(name: &str, values: &[&str]) -> Value {
+        Value::Map(vec![(
+            name.as_bytes().to_vec(),
+            Value::Array(values.iter().map(|v| b(v)).collect()),
+        )])
+    }
+
+    /// Issue 17 item 16: matched cookie values were written as sent (`prefs=<script>…`).
+    #[test]
+    fn cookie_values_are_never_written() {
+        let cfg = AuditConfig::default();
+        for name in ["prefs", "remember_me", "id", "SESSION"] {
+            let field = format!("http.request.cookies[\"{name}\"]");
+            let shown = shown(&cfg, &field, &entry(name, &["<script>alert(1)</script>"]));
+            assert_eq!(shown, "[redacted]", "{name}");
+        }
+        // The whole map (evidence that could not be narrowed) too.
+        let all = Value::Map(vec![
+            (b"a".to_vec(), Value::Array(vec![b("1")])),
+            (b"sid".to_vec(), Value::Array(vec![b("secret")])),
+        ]);
+        assert_eq!(shown(&cfg, "http.request.cookies", &all), "[redacted]");
+    }
+
+    #[test]
+    fn credential_headers_are_redacted_in_requests_and_responses() {
+        let cfg = AuditConfig::default();
+        let cases = [
+            (
+                "http.request.headers[\"authorization\"]",
+                entry("authorization", &["Bearer x"]),
+            ),
+            (
+                "http.request.headers[\"cookie\"]",
+                entry("cookie", &["sid=secret"]),
+            ),
+            (
+                "http.response.headers[\"set-cookie\"]",
+                entry("set-cookie", &["sid=secret"]),
+            ),
+            (
+                "http.request.headers.values[2]",
+                Value::Array(vec![b("sid=secret")]),
+            ),
+            (
+                "http.request.headers",
+                Value::Map(vec![(b"cookie".to_vec(), b("sid=s"))]),
+            ),
+            (
+                "http.response.headers",
+                Value::Map(vec![
+                    (b"x".to_vec(), b("y")),
+                    (b"set-cookie".to_vec(), b("s=1")),
+                ]),
+            ),
+        ];
+        for (field, v) in cases {
+            assert_eq!(shown(&cfg, field, &v), "[redacted]", "{field}");
+        }
+        // Other headers and args show their value, unwrapped from its one-item list.
+        let ua = entry("user-agent", &["sqlmap/1.7"]);
+        assert_eq!(
+            shown(&cfg, "http.request.headers[\"user-agent\"]", &ua),
+            "sqlmap/1.7"
+        );
+        let arg = entry("q", &["' or 1=1--"]);
+        assert_eq!(
+            shown(&cfg, "http.request.uri.args[\"q\"]", &arg),
+            "' or 1=1--"
+        );
+    }
 }

@@ -6,6 +6,12 @@
 //! only when the hop itself is in `trusted_proxies`: an untrusted peer can never choose the
 //! address it is attributed to.
 //!
+//! A PROXY header is different: the server reads one only from the peers a listener lists in
+//! `proxy_protocol_from` (anyone else's first bytes are HTTP), so a header that reaches us was
+//! stated by a peer the operator named for exactly that, and its source is the client whether
+//! or not the balancer is also in `trusted_proxies`. Only when that source is itself trusted is
+//! the forwarding header walked on from it.
+//!
 //! The walk goes from the peer outwards, right to left through the forwarding header, and stops
 //! at the first untrusted hop. When it meets something it cannot read (garbage, `unknown`, an
 //! obfuscated `_name`, a `Forwarded` element without a single `for=`), it stops there too and
@@ -49,7 +55,8 @@ pub enum ClientIpSource {
 }
 
 /// Resolves the client address of a request that arrived from `peer`, with `proxy` the PROXY
-/// header of its connection (if any). IPv4-mapped IPv6 addresses come back as IPv4.
+/// header of its connection (if any; present only from a `proxy_protocol_from` peer, see the
+/// module doc). IPv4-mapped IPv6 addresses come back as IPv4.
 pub fn resolve(
     cfg: &ClientIpConfig,
     peer: IpAddr,
@@ -60,17 +67,12 @@ pub fn resolve(
         let addr = Prefix::from_ip(ip).addr;
         cfg.trusted_proxies.iter().any(|p| p.contains_addr(&addr))
     };
-    let mut client = peer.to_canonical();
+    let (mut client, mut source) = match proxy {
+        Some(h) => (h.source.ip().to_canonical(), ClientIpSource::ProxyProtocol),
+        None => (peer.to_canonical(), ClientIpSource::Peer),
+    };
     if !trusted(client) {
-        return (client, ClientIpSource::Peer);
-    }
-    let mut source = ClientIpSource::Peer;
-    if let Some(h) = proxy {
-        client = h.source.ip().to_canonical();
-        source = ClientIpSource::ProxyProtocol;
-        if !trusted(client) {
-            return (client, source);
-        }
+        return (client, source);
     }
     let (name, forwarded) = match cfg.header {
         ForwardedHeader::XForwardedFor => ("x-forwarded-for", false),
@@ -270,15 +272,40 @@ mod tests {
         let peer = ip(ATTACKER);
         assert_eq!(xff(ATTACKER, &["198.51.100.1"]), (peer, Peer));
         assert_eq!(fwd(ATTACKER, &["for=198.51.100.1"]), (peer, Peer));
+        // With no trusted proxies at all, the peer is the client (no PROXY header).
         let h = headers("x-forwarded-for", &["198.51.100.1"]);
-        let p = proxy_from("198.51.100.1");
-        let c = cfg(ForwardedHeader::XForwardedFor);
-        assert_eq!(resolve(&c, peer, Some(&p), &h), (peer, Peer));
-        // With no trusted proxies at all, the peer is always the client.
         let none = ClientIpConfig::default();
+        assert_eq!(resolve(&none, ip(PEER_LB), None, &h), (ip(PEER_LB), Peer));
+    }
+
+    /// Issue 17 item 12: a balancer in `proxy_protocol_from` but not in `trusted_proxies`.
+    /// Its PROXY header names the client (the server reads one from no one else); the
+    /// forwarding header is still believed only from trusted addresses.
+    #[test]
+    fn a_proxy_header_names_the_client_without_trusted_proxies() {
+        let none = ClientIpConfig::default();
+        let xff = headers("x-forwarded-for", &["1.1.1.1"]);
+        let p = proxy_from("198.51.100.1");
         assert_eq!(
-            resolve(&none, ip(PEER_LB), Some(&p), &h),
-            (ip(PEER_LB), Peer)
+            resolve(&none, ip(PEER_LB), Some(&p), &xff),
+            (ip("198.51.100.1"), ProxyProtocol)
+        );
+        let p6 = proxy_from("2001:db8::7");
+        assert_eq!(
+            resolve(&none, ip(PEER_LB), Some(&p6), &xff),
+            (ip("2001:db8::7"), ProxyProtocol)
+        );
+        // The balancer being untrusted for headers changes nothing about its PROXY header.
+        let c = cfg(ForwardedHeader::XForwardedFor);
+        assert_eq!(
+            resolve(&c, ip(ATTACKER), Some(&p), &xff),
+            (ip("198.51.100.1"), ProxyProtocol)
+        );
+        // A client behind the balancer cannot pick its address with X-Forwarded-For.
+        let spoof = headers("x-forwarded-for", &["10.9.9.9"]);
+        assert_eq!(
+            resolve(&c, ip(PEER_LB), Some(&p), &spoof),
+            (ip("198.51.100.1"), ProxyProtocol)
         );
     }
 
@@ -420,7 +447,7 @@ mod tests {
     }
 
     #[test]
-    fn proxy_header_only_from_trusted_peers() {
+    fn proxy_header_source_then_the_forwarding_header() {
         let c = cfg(ForwardedHeader::XForwardedFor);
         let h = headers("x-forwarded-for", &["1.1.1.1"]);
         // Trusted LB, client in the PROXY header: headers from the client are ignored.
@@ -441,10 +468,10 @@ mod tests {
             resolve(&c, ip(PEER_LB), Some(&p), &g),
             (ip("10.2.2.2"), ProxyProtocol)
         );
-        // Untrusted peer: PROXY header ignored.
+        // A PROXY source that is a trusted proxy has its header walked whoever the peer is.
         assert_eq!(
             resolve(&c, ip(ATTACKER), Some(&p), &h),
-            (ip(ATTACKER), Peer)
+            (ip("1.1.1.1"), Header)
         );
     }
 
