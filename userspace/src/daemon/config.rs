@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::l7::{ClientIpConfig, EngineConfig, ForwardedHeader, OverLimit};
+use crate::l7::{ClientIpConfig, EncodedBody, EngineConfig, ForwardedHeader, OverLimit};
 use crate::proxy::{ProxyConfig, ServeOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +135,9 @@ pub struct L7Section {
     /// `block` (413) or `inspect_prefix`.
     #[serde(default = "default_over_limit")]
     pub over_limit: String,
+    /// `decode` (gzip, deflate, br inspected within the body limit) or `refuse` (415).
+    #[serde(default = "default_encoded_body")]
+    pub encoded_body: String,
     /// Proxies whose forwarding headers are believed (CIDRs).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
@@ -157,6 +160,9 @@ fn default_body_limit() -> usize {
 fn default_over_limit() -> String {
     "block".into()
 }
+fn default_encoded_body() -> String {
+    "decode".into()
+}
 fn default_forwarded() -> String {
     "x-forwarded-for".into()
 }
@@ -171,6 +177,7 @@ impl Default for L7Section {
             paranoia: 1,
             body_limit: default_body_limit(),
             over_limit: default_over_limit(),
+            encoded_body: default_encoded_body(),
             trusted_proxies: Vec::new(),
             forwarded_header: default_forwarded(),
             ratelimit_memory: default_rl_memory(),
@@ -344,6 +351,15 @@ impl Config {
                 ))
             }
         };
+        let encoded_body = match l.encoded_body.as_str() {
+            "decode" => EncodedBody::Decode,
+            "refuse" => EncodedBody::Refuse,
+            other => {
+                return Err(format!(
+                    "l7.encoded_body `{other}` (expected decode or refuse)"
+                ))
+            }
+        };
         if !(1..=4).contains(&l.paranoia) {
             return Err(format!("l7.paranoia {} (expected 1 to 4)", l.paranoia));
         }
@@ -351,6 +367,7 @@ impl Config {
             paranoia: l.paranoia,
             body_limit: l.body_limit,
             over_limit,
+            encoded_body,
             client_ip: ClientIpConfig {
                 trusted_proxies: trusted,
                 header,

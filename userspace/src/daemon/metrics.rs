@@ -237,6 +237,24 @@ pub fn engine(e: &mut Exposition, s: &EngineStats) {
         s.body_errors as f64,
     );
     e.one(
+        "rampart_http_body_decoded_over_limit_total",
+        "counter",
+        "Encoded bodies whose decoded form passed the inspection limit.",
+        s.body_decoded_over_limit as f64,
+    );
+    e.one(
+        "rampart_http_content_type_conflicts_total",
+        "counter",
+        "Requests refused for more than one Content-Type header.",
+        s.content_type_conflicts as f64,
+    );
+    e.one(
+        "rampart_http_encoding_refused_total",
+        "counter",
+        "Requests refused for a Content-Encoding the engine does not inspect.",
+        s.encoding_refused as f64,
+    );
+    e.one(
         "rampart_http_truncated_total",
         "counter",
         "Requests with more fields than the limits.",

@@ -17,7 +17,7 @@
 //! rules:
 //!   - id: 100
 //!     ref: admin-closed
-//!     expression: starts_with(http.request.uri.path, "/admin")
+//!     expression: starts_with(lower(http.request.uri.path), "/admin")
 //!     action: block
 //!   - id: 101
 //!     ref: login-bruteforce
