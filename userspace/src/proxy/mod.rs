@@ -29,13 +29,17 @@
 
 mod body;
 mod config;
+mod conn_service;
 mod forward;
 mod gate;
 mod headers;
 mod health;
+mod limits;
 mod pool;
 mod server;
 mod stats;
+mod timed_io;
+mod timeouts;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

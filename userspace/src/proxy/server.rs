@@ -22,8 +22,13 @@ use rampart_rules::Prefix;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tower_service::Service;
 
+use super::conn_service::WithConn;
+use super::limits::{Slot, Table};
+use super::timed_io::Timed;
+use super::timeouts::{supervise, Clock, Ended, Expired, Limits};
 use crate::l7::proxy_protocol::{self, Parsed, ProxyError as HeaderError};
 use crate::l7::tower::BoxError;
 use crate::l7::{ConnInfo, ProxyHeader};
@@ -39,17 +44,29 @@ pub struct ServeOptions {
     pub proxy_header_timeout: Duration,
     /// After shutdown, how long in-flight requests may take before connections are closed.
     pub shutdown_grace: Duration,
-    /// Time from accept (or from the end of the previous response) to a complete request head:
-    /// bounds clients that send nothing and slow-loris heads.
+    /// Time to a complete request head: from accept for the first request (a PROXY header
+    /// counts against it too), from the first byte for later ones (HTTP/2: from the first
+    /// HEADERS frame). Bounds clients that send nothing and slow-loris heads. Zero: off.
     pub header_timeout: Duration,
-    /// Longest silence from a client while its request body is being read.
+    /// Longest silence from a client while we wait on it for request body bytes; the timer
+    /// does not run while the request waits on the origin or the origin is slow to take the
+    /// body (HTTP/1). Zero: off.
     pub body_timeout: Duration,
-    /// Keep-alive: how long an idle connection stays open between requests.
+    /// Keep-alive: how long a connection may wait, after a response, for the next request to
+    /// start. Zero: off.
     pub idle_timeout: Duration,
-    /// Open client connections in all; at the cap the oldest idle one is shed.
+    /// Open client connections in all. At the cap a new connection sheds the one that has
+    /// waited longest for a request head, or is closed at once if every connection has a
+    /// request in flight. Zero: no cap.
     pub max_connections: usize,
-    /// Open client connections from one client address.
+    /// Open client connections from one client address, shed or refused as for
+    /// `max_connections` but among that address's connections only. A trusted PROXY peer is
+    /// not counted as one client: each of its connections counts under the client address its
+    /// header names (none for LOCAL/UNKNOWN headers). Zero: no cap.
     pub max_connections_per_ip: usize,
+    /// Longest a response write may wait on a client that takes no bytes (slow readers).
+    /// Zero: off.
+    pub send_timeout: Duration,
     /// Shared with the caller, who reads it for metrics.
     pub stats: Arc<ServeStats>,
 }
@@ -66,6 +83,7 @@ impl Default for ServeOptions {
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             max_connections_per_ip: 256,
+            send_timeout: Duration::from_secs(60),
             stats: Arc::default(),
         }
     }
@@ -79,6 +97,14 @@ pub struct ServeStats {
     proxy_header_errors: AtomicU64,
     /// Connections still open at the end of the shutdown grace, closed by force.
     forced_closed: AtomicU64,
+    pub(super) idle: AtomicU64,
+    pub(super) header_timeouts: AtomicU64,
+    pub(super) body_timeouts: AtomicU64,
+    pub(super) idle_closed: AtomicU64,
+    pub(super) send_timeouts: AtomicU64,
+    pub(super) shed: AtomicU64,
+    pub(super) refused_total: AtomicU64,
+    pub(super) refused_per_ip: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,6 +115,25 @@ pub struct ServeCounts {
     /// Connections closed for a missing, malformed or late PROXY header.
     pub proxy_header_errors: u64,
     pub forced_closed: u64,
+    /// Open connections waiting for a request head (gauge): the ones a cap may shed.
+    pub idle: u64,
+    /// Closed for no complete request head within `header_timeout` (counted from accept for
+    /// the first request, from the first byte for later ones).
+    pub header_timeouts: u64,
+    /// Closed because the client sent no request body bytes for `body_timeout` while we
+    /// waited for them.
+    pub body_timeouts: u64,
+    /// Keep-alive connections closed after `idle_timeout` without a new request.
+    pub idle_closed: u64,
+    /// Closed because the client took no response bytes for `send_timeout`.
+    pub send_timeouts: u64,
+    /// Idle connections closed to make room for a new one at a cap (total or per address).
+    pub shed: u64,
+    /// New connections closed at once at `max_connections` with none idle to shed.
+    pub refused_total: u64,
+    /// New connections closed at once at `max_connections_per_ip` with none of that
+    /// address's idle to shed.
+    pub refused_per_ip: u64,
 }
 
 impl ServeStats {
@@ -98,6 +143,14 @@ impl ServeStats {
             active: self.active.load(Relaxed),
             proxy_header_errors: self.proxy_header_errors.load(Relaxed),
             forced_closed: self.forced_closed.load(Relaxed),
+            idle: self.idle.load(Relaxed),
+            header_timeouts: self.header_timeouts.load(Relaxed),
+            body_timeouts: self.body_timeouts.load(Relaxed),
+            idle_closed: self.idle_closed.load(Relaxed),
+            send_timeouts: self.send_timeouts.load(Relaxed),
+            shed: self.shed.load(Relaxed),
+            refused_total: self.refused_total.load(Relaxed),
+            refused_per_ip: self.refused_per_ip.load(Relaxed),
         }
     }
 }
@@ -107,7 +160,8 @@ impl ServeStats {
 ///
 /// `service` is any tower service, e.g. `RampartLayer::new(engine).layer(proxy)`; each request
 /// carries a [`ConnInfo`] extension. Accept errors (such as running out of file descriptors)
-/// are logged and retried, never fatal.
+/// are logged and retried, never fatal. Connections run under the timeouts and caps of
+/// `opts` (see [`ServeOptions`]); every connection they close is counted in `opts.stats`.
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
@@ -121,10 +175,28 @@ pub async fn serve<S, B>(
     B::Error: Into<BoxError>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The timers enable HTTP/1 header read timeouts (slow-loris) and HTTP/2 keep-alive.
-    builder.http1().timer(TokioTimer::new());
+    // Our own clock bounds heads (see `timeouts`); hyper's would cut keep-alive at the header
+    // timeout. Half-close on: otherwise, once a request body is complete, hyper reads the
+    // socket to spot a client leaving, and that read could not be told from one waiting for
+    // body bytes — the body timer must not run while we wait on the origin.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .half_close(true);
     builder.http2().timer(TokioTimer::new());
-    let shared = Arc::new(Shared { builder, opts });
+    let table = Arc::new(Table::new(
+        opts.max_connections,
+        opts.max_connections_per_ip,
+        Arc::clone(&opts.stats),
+    ));
+    let limits = Limits::from_options(&opts);
+    let shared = Arc::new(Shared {
+        builder,
+        opts,
+        table,
+        limits,
+    });
     let graceful = GracefulShutdown::new();
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
@@ -134,8 +206,11 @@ pub async fn serve<S, B>(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     shared.opts.stats.accepted.fetch_add(1, Relaxed);
-                    let conn = connection(Arc::clone(&shared), stream, peer, service.clone(), graceful.watcher());
-                    conns.spawn(conn);
+                    if let Some(slot) = shared.admit(peer) {
+                        let conn = connection(Arc::clone(&shared), stream, peer, slot, service.clone(), graceful.watcher());
+                        conns.spawn(conn);
+                    }
+                    // Refused: `stream` drops here, closing it at once (counted by the table).
                 }
                 Err(e) => {
                     log::warn!("proxy: accept failed: {e}");
@@ -162,6 +237,8 @@ pub async fn serve<S, B>(
 struct Shared {
     builder: auto::Builder<TokioExecutor>,
     opts: ServeOptions,
+    table: Arc<Table>,
+    limits: Limits,
 }
 
 impl Shared {
@@ -172,12 +249,42 @@ impl Shared {
             .iter()
             .any(|p| p.contains_addr(&addr))
     }
+
+    fn reads_proxy_header(&self, peer: SocketAddr) -> bool {
+        self.opts.proxy_protocol && self.trusts(peer)
+    }
+
+    /// A place in the connection table, or None if the caps refuse the connection.
+    ///
+    /// A trusted PROXY peer (a balancer) speaks for many clients: it is not capped per address
+    /// itself; each of its connections joins the cap of the client its header names.
+    fn admit(&self, peer: SocketAddr) -> Option<Slot> {
+        let now = Instant::now();
+        let clock = Arc::new(Clock::new(self.limits, now));
+        let ip = (!self.reads_proxy_header(peer)).then(|| peer.ip().to_canonical());
+        // Refusals are counted by the table.
+        self.table.admit(ip, clock, now).ok()
+    }
+
+    fn count_expired(&self, why: Expired, peer: SocketAddr) {
+        let s = &self.opts.stats;
+        let counter = match why {
+            Expired::Header => &s.header_timeouts,
+            Expired::Body => &s.body_timeouts,
+            Expired::Idle => &s.idle_closed,
+            Expired::Send => &s.send_timeouts,
+        };
+        counter.fetch_add(1, Relaxed);
+        // Anyone can cause these: debug only, the counters carry the numbers.
+        log::debug!("proxy: closing connection from {peer}: {why}");
+    }
 }
 
 async fn connection<S, B>(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
+    slot: Slot,
     service: S,
     watcher: Watcher,
 ) where
@@ -191,10 +298,26 @@ async fn connection<S, B>(
     stats.active.fetch_add(1, Relaxed);
     let _active = Active(stats);
     let _ = stream.set_nodelay(true);
-    let (io, proxy) = if shared.opts.proxy_protocol && shared.trusts(peer) {
+    let clock = Arc::clone(slot.clock());
+    let (io, proxy) = if shared.reads_proxy_header(peer) {
         let mut stream = stream;
-        match read_proxy_header(&mut stream, shared.opts.proxy_header_timeout).await {
-            Ok((header, rest)) => (Rewind::new(stream, rest), header),
+        let read = read_proxy_header(&mut stream, shared.opts.proxy_header_timeout);
+        // The header counts against header_timeout too, and a cap may shed us meanwhile.
+        let read = match supervise(&clock, read).await {
+            Ended::Done(r) => r,
+            Ended::Expired(why) => return shared.count_expired(why, peer),
+            Ended::Shed => return,
+        };
+        match read {
+            Ok((header, rest)) => {
+                let client = header.map(|h| h.source.ip().to_canonical());
+                if let Some(ip) = client {
+                    if slot.table().assign_ip(&slot, ip).is_err() {
+                        return; // counted by the table
+                    }
+                }
+                (Rewind::new(stream, rest), header)
+            }
             Err(e) => {
                 // Counted before the socket closes; not logged above debug, as anyone on a
                 // trusted path can send junk.
@@ -206,13 +329,17 @@ async fn connection<S, B>(
     } else {
         (Rewind::new(stream, Bytes::new()), None)
     };
-    let svc = TowerToHyperService::new(WithConn {
-        inner: service,
-        conn: ConnInfo { peer, proxy },
-    });
+    let svc = TowerToHyperService::new(WithConn::new(
+        service,
+        ConnInfo { peer, proxy },
+        slot.member(),
+    ));
+    let io = Timed::new(io, Arc::clone(&clock));
     let conn = shared.builder.serve_connection(TokioIo::new(io), svc);
-    if let Err(e) = watcher.watch(conn).await {
-        log::debug!("proxy: connection from {peer}: {e}");
+    match supervise(&clock, watcher.watch(conn)).await {
+        Ended::Done(Ok(())) | Ended::Shed => {}
+        Ended::Done(Err(e)) => log::debug!("proxy: connection from {peer}: {e}"),
+        Ended::Expired(why) => shared.count_expired(why, peer),
     }
 }
 
@@ -221,31 +348,6 @@ struct Active<'a>(&'a ServeStats);
 impl Drop for Active<'_> {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Relaxed);
-    }
-}
-
-/// Puts the connection's [`ConnInfo`] into each request.
-#[derive(Clone)]
-struct WithConn<S> {
-    inner: S,
-    conn: ConnInfo,
-}
-
-impl<S, B> Service<Request<B>> for WithConn<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> S::Future {
-        req.extensions_mut().insert(self.conn);
-        self.inner.call(req)
     }
 }
 
