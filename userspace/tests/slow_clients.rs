@@ -831,3 +831,42 @@ async fn proxy_protocol_clients_are_capped_by_their_own_address_not_the_balancer
     }
     stack.shutdown().await;
 }
+
+/// The daemon runs one `serve` per core for each listener, all sharing the listener's stats:
+/// the caps count across them, not per serving thread.
+#[tokio::test]
+async fn caps_count_across_every_serve_sharing_the_stats() {
+    let origin = RecordingOrigin::start().await;
+    let stats = Arc::new(ServeStats::default());
+    let capped = || ServeOptions {
+        max_connections: 3,
+        ..opts(&stats)
+    };
+    let first = stack(&origin, capped()).await;
+    let second = stack(&origin, capped()).await;
+    let local = Ipv4Addr::LOCALHOST;
+    let mut busy = vec![
+        busy_from(local, first.addr).await,
+        busy_from(local, first.addr).await,
+        busy_from(local, second.addr).await,
+    ];
+    assert!(
+        eventually(SLACK, || counts(&stats).idle == 0
+            && counts(&stats).active == 3)
+        .await
+    );
+    let mut extra = TcpStream::connect(second.addr).await.unwrap();
+    let _ = extra.write_all(GET).await;
+    let closed = closed_within(&mut extra, Duration::from_secs(2)).await;
+    let c = counts(&stats);
+    assert!(
+        closed.is_some(),
+        "the 4th connection across both must be refused: {c:?}"
+    );
+    assert_eq!((c.refused_total, c.shed), (1, 0), "{c:?}");
+    for s in &mut busy {
+        assert!(closed_within(s, Duration::from_millis(200)).await.is_none());
+    }
+    first.shutdown().await;
+    second.shutdown().await;
+}

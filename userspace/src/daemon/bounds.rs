@@ -93,6 +93,12 @@ pub fn check(cfg: &Config, mem_total: Option<u64>) -> Result<(), String> {
             MAX_TIMEOUT_MS,
         )?;
         range(
+            &at("send_timeout_ms"),
+            li.send_timeout_ms,
+            1,
+            MAX_TIMEOUT_MS,
+        )?;
+        range(
             &at("max_connections"),
             li.max_connections,
             1,

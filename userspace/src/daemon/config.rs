@@ -203,6 +203,9 @@ pub struct ListenerConfig {
     /// Keep-alive: how long an idle connection stays open between requests.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_ms: u64,
+    /// Longest a response write waits on a client that takes no bytes (slow readers).
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout_ms: u64,
     /// Open client connections on this listener.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -222,6 +225,9 @@ fn default_body_timeout() -> u64 {
 }
 fn default_idle_timeout() -> u64 {
     ms(serve_defaults().idle_timeout)
+}
+fn default_send_timeout() -> u64 {
+    ms(serve_defaults().send_timeout)
 }
 fn default_max_connections() -> usize {
     serve_defaults().max_connections
@@ -243,6 +249,7 @@ impl ListenerConfig {
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             body_timeout: Duration::from_millis(self.body_timeout_ms),
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            send_timeout: Duration::from_millis(self.send_timeout_ms),
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             ..ServeOptions::default()
@@ -452,8 +459,18 @@ mod tests {
         let l = &cfg.listeners[0];
         let d = ServeOptions::default();
         assert_eq!(
-            (l.header_timeout_ms, l.body_timeout_ms, l.idle_timeout_ms),
-            (ms(d.header_timeout), ms(d.body_timeout), ms(d.idle_timeout))
+            (
+                l.header_timeout_ms,
+                l.body_timeout_ms,
+                l.idle_timeout_ms,
+                l.send_timeout_ms
+            ),
+            (
+                ms(d.header_timeout),
+                ms(d.body_timeout),
+                ms(d.idle_timeout),
+                ms(d.send_timeout)
+            )
         );
         assert_eq!(
             (l.max_connections, l.max_connections_per_ip),

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::time::Instant;
 
@@ -29,7 +29,8 @@ pub(super) struct Table {
     max_total: usize,
     /// 0: no cap.
     max_per_ip: usize,
-    stats: Arc<ServeStats>,
+    /// Weak: the stats hold the table (so every `serve` sharing them shares the caps).
+    stats: Weak<ServeStats>,
     inner: Mutex<Inner>,
     /// Seconds (since `epoch`) of the last "cap reached" warning, to log at most every 10 s.
     warned_at: AtomicU64,
@@ -76,8 +77,17 @@ pub(super) struct Member {
     pub clock: Arc<Clock>,
 }
 
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("max_total", &self.max_total)
+            .field("max_per_ip", &self.max_per_ip)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Table {
-    pub fn new(max_total: usize, max_per_ip: usize, stats: Arc<ServeStats>) -> Table {
+    pub fn new(max_total: usize, max_per_ip: usize, stats: Weak<ServeStats>) -> Table {
         Table {
             max_total,
             max_per_ip,
@@ -85,6 +95,19 @@ impl Table {
             inner: Mutex::default(),
             warned_at: AtomicU64::new(0),
             epoch: Instant::now(),
+        }
+    }
+
+    /// Adds one to a listener counter (the stats are gone only while the listener shuts down).
+    fn bump(&self, counter: fn(&ServeStats) -> &AtomicU64) {
+        if let Some(s) = self.stats.upgrade() {
+            counter(&s).fetch_add(1, Relaxed);
+        }
+    }
+
+    fn store_idle(&self, n: usize) {
+        if let Some(s) = self.stats.upgrade() {
+            s.idle.store(n as u64, Relaxed);
         }
     }
 
@@ -126,7 +149,7 @@ impl Table {
                 clock: Arc::clone(&clock),
             },
         );
-        self.stats.idle.store(t.idle.len() as u64, Relaxed);
+        self.store_idle(t.idle.len());
         Ok(Slot {
             member: Arc::new(Member {
                 table: Arc::clone(self),
@@ -164,7 +187,7 @@ impl Table {
         if let Some(at) = idle_since {
             p.idle.insert((at, slot.id));
         }
-        self.stats.idle.store(t.idle.len() as u64, Relaxed);
+        self.store_idle(t.idle.len());
         Ok(())
     }
 
@@ -208,14 +231,14 @@ impl Table {
                 p.idle.remove(&(at, id));
             }
         }
-        self.stats.shed.fetch_add(1, Relaxed);
+        self.bump(|s| &s.shed);
         self.warn_capped();
     }
 
     fn count_refused(&self, e: Refused) {
         match e {
-            Refused::Total { .. } => self.stats.refused_total.fetch_add(1, Relaxed),
-            Refused::PerIp { .. } => self.stats.refused_per_ip.fetch_add(1, Relaxed),
+            Refused::Total { .. } => self.bump(|s| &s.refused_total),
+            Refused::PerIp { .. } => self.bump(|s| &s.refused_per_ip),
         };
         log::debug!("proxy: connection refused: {e}");
         self.warn_capped();
@@ -231,7 +254,11 @@ impl Table {
                 .compare_exchange(last, now, Relaxed, Relaxed)
                 .is_ok()
         {
-            let c = self.stats.snapshot();
+            let c = self
+                .stats
+                .upgrade()
+                .map(|s| s.snapshot())
+                .unwrap_or_default();
             log::warn!(
                 "proxy: connection cap reached ({} in all, {} per address): {} idle shed, {} refused at the total cap, {} at the per-address cap so far",
                 self.max_total,
@@ -256,7 +283,7 @@ impl Table {
                 p.idle.remove(&(at, id));
             }
         }
-        self.stats.idle.store(t.idle.len() as u64, Relaxed);
+        self.store_idle(t.idle.len());
     }
 
     /// The connection's last response ended: it waits for a head again.
@@ -274,7 +301,7 @@ impl Table {
         if let Some(p) = ip.and_then(|ip| t.ips.get_mut(&ip)) {
             p.idle.insert((now, id));
         }
-        self.stats.idle.store(t.idle.len() as u64, Relaxed);
+        self.store_idle(t.idle.len());
     }
 
     fn remove(&self, id: u64) {
@@ -302,7 +329,7 @@ impl Table {
                 }
             }
         }
-        self.stats.idle.store(t.idle.len() as u64, Relaxed);
+        self.store_idle(t.idle.len());
     }
 
     #[cfg(test)]
@@ -366,7 +393,7 @@ mod tests {
     #[tokio::test]
     async fn total_cap_sheds_the_longest_idle_then_refuses_when_all_are_busy() {
         let stats = Arc::new(ServeStats::default());
-        let t = Arc::new(Table::new(2, 0, Arc::clone(&stats)));
+        let t = Arc::new(Table::new(2, 0, Arc::downgrade(&stats)));
         let t0 = Instant::now();
         let a = t.admit(ip(1), clock(), t0).unwrap();
         let b = t
@@ -398,7 +425,7 @@ mod tests {
     #[tokio::test]
     async fn per_address_cap_sheds_only_that_addresses_idle() {
         let stats = Arc::new(ServeStats::default());
-        let t = Arc::new(Table::new(0, 2, Arc::clone(&stats)));
+        let t = Arc::new(Table::new(0, 2, Arc::downgrade(&stats)));
         let now = Instant::now();
         let other = t.admit(ip(1), clock(), now).unwrap();
         let a = t
@@ -428,7 +455,7 @@ mod tests {
     #[tokio::test]
     async fn proxy_clients_join_their_addresses_cap_after_the_header() {
         let stats = Arc::new(ServeStats::default());
-        let t = Arc::new(Table::new(0, 1, Arc::clone(&stats)));
+        let t = Arc::new(Table::new(0, 1, Arc::downgrade(&stats)));
         let now = Instant::now();
         // Both from the balancer, not capped per address at accept.
         let a = t.admit(None, clock(), now).unwrap();

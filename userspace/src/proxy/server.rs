@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -105,6 +105,9 @@ pub struct ServeStats {
     pub(super) shed: AtomicU64,
     pub(super) refused_total: AtomicU64,
     pub(super) refused_per_ip: AtomicU64,
+    /// The connection caps, made by the first `serve` given these stats: every `serve` that
+    /// shares them (the daemon runs one per core for a listener) counts against one set of caps.
+    pub(super) conn_table: OnceLock<Arc<Table>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -185,11 +188,13 @@ pub async fn serve<S, B>(
         .header_read_timeout(None)
         .half_close(true);
     builder.http2().timer(TokioTimer::new());
-    let table = Arc::new(Table::new(
-        opts.max_connections,
-        opts.max_connections_per_ip,
-        Arc::clone(&opts.stats),
-    ));
+    let table = Arc::clone(opts.stats.conn_table.get_or_init(|| {
+        Arc::new(Table::new(
+            opts.max_connections,
+            opts.max_connections_per_ip,
+            Arc::downgrade(&opts.stats),
+        ))
+    }));
     let limits = Limits::from_options(&opts);
     let shared = Arc::new(Shared {
         builder,
