@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rampart::kernel::{Dataplane, FilterTables};
+use rampart::kernel::Dataplane;
 use rampart_common::{
     config::{POLICY_DROP, POLICY_PASS},
     Reason,

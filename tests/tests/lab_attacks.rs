@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use rampart::counters::Snapshot;
-use rampart::kernel::{AttachMode, Dataplane, FilterTables};
+use rampart::kernel::{AttachMode, Dataplane};
 use rampart::lab::attacks::{
     send_attack, send_frames, spawn_attack, AttackKind, AttackPlan, AttackReport, Background,
     Pacing,

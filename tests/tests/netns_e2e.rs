@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rampart::kernel::{AttachMode, FilterTables};
+use rampart::kernel::AttachMode;
 use rampart::lab::{
     netns::{veth, End, Netns},
     traffic::{send_udp, Receiver},

@@ -61,7 +61,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use rampart::kernel::{Dataplane, FilterTables};
+use rampart::kernel::Dataplane;
 use rampart_common::{
     addr::v4_mapped,
     config::FLAG_DEBUG_PARSE,

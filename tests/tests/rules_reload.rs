@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use rampart::kernel::{AttachMode, FilterTables};
+use rampart::kernel::AttachMode;
 use rampart::lab::{
     netns::{veth, End, Netns},
     traffic::{send_udp, Receiver},

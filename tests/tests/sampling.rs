@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use rampart::kernel::FilterTables;
 use rampart_common::{
     frag::NO_SLOT,
     sample::{SampleRecord, SAMPLE_BYTES, SAMPLE_DROP, SAMPLE_PASS},

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use rampart::kernel::{Dataplane, FilterTables};
+use rampart::kernel::Dataplane;
 use rampart::rulesets::{check_file, test_capture};
 use rampart_rules::{load_file, RuleErrorKind, RuleSet};
 

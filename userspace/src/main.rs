@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use rampart::kernel::{
-    detach_pinned, AttachMode, Dataplane, FilterTables, LoadOptions, DEFAULT_PIN_DIR,
-};
+use rampart::kernel::{detach_pinned, AttachMode, Dataplane, LoadOptions, DEFAULT_PIN_DIR};
 use rampart_common::config::{POLICY_DROP, POLICY_PASS};
 use rampart_rules::Prefix;
 

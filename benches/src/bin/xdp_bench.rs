@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
-use rampart::kernel::{Dataplane, FilterTables, LoadOptions, FLOOR_PROGRAM};
+use rampart::kernel::{Dataplane, LoadOptions, FLOOR_PROGRAM};
 use rampart_benches::{
     clean_frame, deny_drop_frame, deny_prefixes, rule_drop_frame, rule_set, LAST_RULE_ID,
     LAST_RULE_PORT,

@@ -15,7 +15,7 @@ use rampart_rules::Prefix;
 use crate::counters::Snapshot;
 use crate::detect::{DetectLoop, LoopConfig};
 use crate::detector::ManagerStats;
-use crate::kernel::{AttachMode, AttachReport, Dataplane, FilterTables, KernelError, LoadOptions};
+use crate::kernel::{AttachMode, AttachReport, Dataplane, KernelError, LoadOptions};
 use crate::l7::Jailer;
 
 use super::config::Config;
@@ -171,10 +171,10 @@ struct ChannelJailer {
 }
 
 impl Jailer for ChannelJailer {
-    fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), KernelError> {
+    fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), rampart_tables::TablesError> {
         self.tx
             .send(Command::Jail(ip, duration))
-            .map_err(|_| KernelError::OwnerStopped)
+            .map_err(|_| KernelError::OwnerStopped.into())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use rampart_rules::xdp::CompileError;
 
-use crate::kernel::KernelError;
+use rampart_tables::TablesError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectorError {
@@ -28,7 +28,7 @@ pub enum DetectorError {
     #[error("the operator's entries do not compile: {0}")]
     Compile(#[from] CompileError),
     #[error("loading the rule tables failed: {0}")]
-    Kernel(#[from] KernelError),
+    Tables(#[from] TablesError),
     #[error("writing the pcap file failed: {0}")]
     Pcap(#[from] pcap_file::PcapError),
 }

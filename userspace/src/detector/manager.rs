@@ -116,7 +116,7 @@ impl Manager {
     /// Returns the load report, or `None` when nothing changed.
     ///
     /// # Errors
-    /// [`DetectorError::Kernel`] when loading fails (retried at the next sync);
+    /// [`DetectorError::Tables`] when loading fails (retried at the next sync);
     /// [`DetectorError::Compile`] when even the operator's entries alone do not compile.
     /// Generated rules that keep the table from compiling are expired, newest first, with
     /// [`ExpiryReason::Refused`].

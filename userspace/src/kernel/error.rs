@@ -90,3 +90,19 @@ impl KernelError {
         }
     }
 }
+
+/// Through the table seam a kernel error keeps its kind where callers act on it (a full table,
+/// a stopped owner) and its whole text as the source.
+impl From<KernelError> for rampart_tables::TablesError {
+    fn from(e: KernelError) -> Self {
+        use rampart_tables::TablesErrorKind as K;
+        let kind = match &e {
+            KernelError::Full { .. } | KernelError::NoCounterSlot { .. } => K::Full,
+            KernelError::OwnerStopped | KernelError::NotPinned { .. } | KernelError::NotLoaded => {
+                K::Unavailable
+            }
+            _ => K::Failed,
+        };
+        rampart_tables::TablesError::new(kind, e)
+    }
+}

@@ -6,7 +6,7 @@ use aya::maps::lpm_trie::Key;
 use rampart_common::addr::{AllowEntry, DenyEntry, LpmKeyData};
 use rampart_rules::{xdp::XdpTables, Prefix};
 
-use super::{Dataplane, FilterTables, KernelError, RulesReport};
+use super::{Dataplane, FilterTables, KernelError, RulesReport, TablesError};
 
 fn key(p: &Prefix) -> Key<LpmKeyData> {
     Key::new(p.len as u32, LpmKeyData { addr: p.addr })
@@ -82,8 +82,10 @@ impl Dataplane {
     }
 }
 
-impl FilterTables for Dataplane {
-    fn deny(&mut self, prefix: Prefix, ttl: Option<Duration>) -> Result<(), KernelError> {
+/// The list and rule-table writes, with the kernel's own error; the [`FilterTables`] seam below
+/// hands the same operations to code that must not know the kernel.
+impl Dataplane {
+    pub fn deny(&mut self, prefix: Prefix, ttl: Option<Duration>) -> Result<(), KernelError> {
         let k = key(&prefix);
         let existed = self
             .maps
@@ -113,7 +115,7 @@ impl FilterTables for Dataplane {
         Ok(())
     }
 
-    fn undeny(&mut self, prefix: Prefix) -> Result<bool, KernelError> {
+    pub fn undeny(&mut self, prefix: Prefix) -> Result<bool, KernelError> {
         let removed = self.maps.deny.remove(&key(&prefix)).is_ok();
         if removed {
             self.set_counts(0, -1)?;
@@ -121,7 +123,7 @@ impl FilterTables for Dataplane {
         Ok(removed)
     }
 
-    fn allow(&mut self, prefix: Prefix) -> Result<(), KernelError> {
+    pub fn allow(&mut self, prefix: Prefix) -> Result<(), KernelError> {
         let k = key(&prefix);
         let existed = self
             .maps
@@ -145,7 +147,7 @@ impl FilterTables for Dataplane {
         Ok(())
     }
 
-    fn unallow(&mut self, prefix: Prefix) -> Result<bool, KernelError> {
+    pub fn unallow(&mut self, prefix: Prefix) -> Result<bool, KernelError> {
         let removed = self.maps.allow.remove(&key(&prefix)).is_ok();
         if removed {
             self.set_counts(-1, 0)?;
@@ -153,8 +155,30 @@ impl FilterTables for Dataplane {
         Ok(removed)
     }
 
-    fn load_rules(&mut self, tables: &XdpTables) -> Result<RulesReport, KernelError> {
+    pub fn load_rules(&mut self, tables: &XdpTables) -> Result<RulesReport, KernelError> {
         self.maps.load_rules(tables)
+    }
+}
+
+impl FilterTables for Dataplane {
+    fn deny(&mut self, prefix: Prefix, ttl: Option<Duration>) -> Result<(), TablesError> {
+        Ok(Dataplane::deny(self, prefix, ttl)?)
+    }
+
+    fn undeny(&mut self, prefix: Prefix) -> Result<bool, TablesError> {
+        Ok(Dataplane::undeny(self, prefix)?)
+    }
+
+    fn allow(&mut self, prefix: Prefix) -> Result<(), TablesError> {
+        Ok(Dataplane::allow(self, prefix)?)
+    }
+
+    fn unallow(&mut self, prefix: Prefix) -> Result<bool, TablesError> {
+        Ok(Dataplane::unallow(self, prefix)?)
+    }
+
+    fn load_rules(&mut self, tables: &XdpTables) -> Result<RulesReport, TablesError> {
+        Ok(Dataplane::load_rules(self, tables)?)
     }
 }
 

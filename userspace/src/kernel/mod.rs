@@ -4,7 +4,6 @@
 
 mod attach;
 mod error;
-mod fake;
 mod lists;
 mod maps;
 pub mod object;
@@ -19,15 +18,13 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use rampart_common::{parsed::ParsedFields, reason::Reason, Config, Counter, RuleCounter};
-use rampart_rules::{xdp::XdpTables, Prefix};
 
 pub use attach::{detach_pinned, AttachMode, AttachReport};
 pub use error::KernelError;
-pub use fake::FakeTables;
 pub use lists::{monotonic_ns, DenyListing};
 pub use maps::MAP_NAMES;
+pub use rampart_tables::{FakeTables, FilterTables, RulesReport, TablesError};
 pub use samples::Sampler;
-pub use tables::RulesReport;
 
 use maps::Maps;
 
@@ -39,19 +36,6 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/rampart";
 pub const PROGRAM: &str = "rampart";
 /// A program in the same object that only passes: the floor in benchmarks.
 pub const FLOOR_PROGRAM: &str = "rampart_floor";
-
-/// The operations the rest of Rampart needs from the data plane. [`Dataplane`] implements them on
-/// the kernel; [`FakeTables`] in memory, for unit tests of code built on top.
-pub trait FilterTables {
-    /// Drops every packet from `prefix`, until `ttl` has passed if given.
-    fn deny(&mut self, prefix: Prefix, ttl: Option<Duration>) -> Result<(), KernelError>;
-    /// Returns whether the prefix was present.
-    fn undeny(&mut self, prefix: Prefix) -> Result<bool, KernelError>;
-    fn allow(&mut self, prefix: Prefix) -> Result<(), KernelError>;
-    fn unallow(&mut self, prefix: Prefix) -> Result<bool, KernelError>;
-    /// Replaces the whole rule set atomically.
-    fn load_rules(&mut self, tables: &XdpTables) -> Result<RulesReport, KernelError>;
-}
 
 /// Options for [`Dataplane::load`].
 #[derive(Clone, Debug, Default)]

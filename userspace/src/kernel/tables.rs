@@ -15,18 +15,9 @@ use rampart_common::{
     GenInfo, RuleCounter,
 };
 use rampart_rules::{xdp::XdpTables, Prefix};
+use rampart_tables::RulesReport;
 
 use super::{maps::per_cpu, maps::Maps, KernelError};
-
-/// What a rule-set swap did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RulesReport {
-    /// The generation now active.
-    pub generation: u32,
-    pub rules: usize,
-    /// Map entries written into the new generation.
-    pub entries_written: usize,
-}
 
 /// A packet that read the old `active_gen` may still be using that generation for a few
 /// microseconds after a flip; the next swap writes into it, so it waits this long after the last

@@ -15,16 +15,16 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rampart_rules::Prefix;
 
-use crate::kernel::{FilterTables, KernelError};
+use rampart_tables::{FilterTables, TablesError};
 
 /// Puts an address into the data plane's denylist.
 pub trait Jailer: Send + Sync {
-    fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), KernelError>;
+    fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), TablesError>;
 }
 
 /// A shared jailer (the caller keeps a handle, e.g. to read the tables in tests).
 impl<J: Jailer + ?Sized> Jailer for std::sync::Arc<J> {
-    fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), KernelError> {
+    fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), TablesError> {
         (**self).jail(ip, duration)
     }
 }
@@ -48,7 +48,7 @@ impl<T: FilterTables + Send> TablesJailer<T> {
 }
 
 impl<T: FilterTables + Send> Jailer for TablesJailer<T> {
-    fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), KernelError> {
+    fn jail(&self, ip: IpAddr, duration: Duration) -> Result<(), TablesError> {
         self.with_tables(|t| t.deny(Prefix::from_ip(ip), Some(duration)))
     }
 }
@@ -132,7 +132,7 @@ impl Escalator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::FakeTables;
+    use rampart_tables::FakeTables;
     use std::sync::Arc;
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rampart_rules::{load_str, Prefix, RuleSet};
 
 use super::*;
-use crate::kernel::FakeTables;
+use rampart_tables::FakeTables;
 
 fn rules(body: &str) -> RuleSet {
     let text = format!("version: 1\nrules:\n{body}");

@@ -33,7 +33,7 @@ use super::scenario::{
 };
 use super::traffic::{send_udp, Receiver};
 use crate::detect::{DetectError, DetectLoop};
-use crate::kernel::{Dataplane, FilterTables, LoadOptions};
+use crate::kernel::{Dataplane, LoadOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabRunError {

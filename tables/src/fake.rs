@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rampart_rules::{xdp::XdpTables, Prefix};
 
-use super::{FilterTables, KernelError, RulesReport};
+use crate::{FilterTables, RulesReport, TablesError};
 
 #[derive(Debug, Default)]
 pub struct FakeTables {
@@ -16,25 +16,25 @@ pub struct FakeTables {
 }
 
 impl FilterTables for FakeTables {
-    fn deny(&mut self, prefix: Prefix, ttl: Option<Duration>) -> Result<(), KernelError> {
+    fn deny(&mut self, prefix: Prefix, ttl: Option<Duration>) -> Result<(), TablesError> {
         self.denied.insert(prefix, ttl);
         Ok(())
     }
 
-    fn undeny(&mut self, prefix: Prefix) -> Result<bool, KernelError> {
+    fn undeny(&mut self, prefix: Prefix) -> Result<bool, TablesError> {
         Ok(self.denied.remove(&prefix).is_some())
     }
 
-    fn allow(&mut self, prefix: Prefix) -> Result<(), KernelError> {
+    fn allow(&mut self, prefix: Prefix) -> Result<(), TablesError> {
         self.allowed.insert(prefix, ());
         Ok(())
     }
 
-    fn unallow(&mut self, prefix: Prefix) -> Result<bool, KernelError> {
+    fn unallow(&mut self, prefix: Prefix) -> Result<bool, TablesError> {
         Ok(self.allowed.remove(&prefix).is_some())
     }
 
-    fn load_rules(&mut self, tables: &XdpTables) -> Result<RulesReport, KernelError> {
+    fn load_rules(&mut self, tables: &XdpTables) -> Result<RulesReport, TablesError> {
         self.generation ^= 1;
         self.rules = Some(tables.clone());
         Ok(RulesReport {
