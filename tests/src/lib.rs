@@ -76,11 +76,19 @@ pub fn rampart_cli(pin: &std::path::Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Directory of the outside corpora (`shared/corpora` beside the repository).
+/// Directory of the outside corpora (`shared/corpora` beside the repository, or
+/// `RAMPART_CORPORA`). Panics with one line saying where to put them when they are absent, so a
+/// clone without them fails clearly instead of with a bare `NotFound`.
 pub fn corpora_dir() -> std::path::PathBuf {
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    match std::env::var_os("RAMPART_CORPORA") {
+    let dir: std::path::PathBuf = match std::env::var_os("RAMPART_CORPORA") {
         Some(p) => p.into(),
         None => here.join("../../shared/corpora"),
-    }
+    };
+    assert!(
+        dir.join("MANIFEST.md").is_file(),
+        "outside corpora missing: no MANIFEST.md in {}; put the corpora folder (shared/corpora) beside the repository or set RAMPART_CORPORA to it",
+        dir.display()
+    );
+    dir
 }

@@ -8,7 +8,8 @@ pub mod daemon;
 pub mod detect;
 pub mod detector;
 pub mod kernel;
-pub mod l7;
+/// The L7 engine, its own crate (`rampart-l7`) so proxies embed it without the kernel seam.
+pub use rampart_l7 as l7;
 pub mod lab;
 pub mod proxy;
 pub mod rulesets;

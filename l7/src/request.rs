@@ -34,7 +34,7 @@ pub struct RequestView {
     pub path: Vec<u8>,
     /// Raw query without `?`; None when the target has no `?` (Some(empty) for a trailing `?`).
     pub query: Option<Vec<u8>>,
-    /// Decoded query args in order (see [`parse_urlencoded`]).
+    /// Decoded query args in order (`a=1&b=2` split and decoded, in order; `max_args` at most).
     pub args: Pairs,
     /// Header names lower-cased, values as sent, repeated names kept. Order: names in order of
     /// first appearance, and all values of a name together in the order sent (that is how

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::{extract::Request, routing::any, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use rampart::l7::{tower::RampartLayer, AuditEvent, ConnInfo, Decision, Engine, EngineConfig};
+use rampart_l7::{tower::RampartLayer, AuditEvent, ConnInfo, Decision, Engine, EngineConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;

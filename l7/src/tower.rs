@@ -13,7 +13,7 @@
 //! ```
 //! use bytes::Bytes;
 //! use http_body_util::{Empty, Full};
-//! use rampart::l7::{tower::{Prefixed, RampartLayer}, Engine, EngineConfig};
+//! use rampart_l7::{tower::{Prefixed, RampartLayer}, Engine, EngineConfig};
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")]

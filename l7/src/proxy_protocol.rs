@@ -4,7 +4,7 @@
 //! real peer was. The parser is incremental and strict: it reports `Incomplete` while `buf` is
 //! still a valid prefix of a header, so the caller can read more, and an error as soon as the
 //! bytes can no longer become one. It never reads outside `buf` and never panics. Whether the
-//! header is *believed* is not decided here: see [`super::client_ip`], which honours it only
+//! header is *believed* is not decided here: see [`crate::resolve_client_ip`], which honours it only
 //! from trusted peers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

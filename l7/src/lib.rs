@@ -1,6 +1,7 @@
 //! The L7 engine: WAF rules, SQLi/XSS detection, anomaly scores and bounded rate limits on HTTP
 //! requests, from the same rule files as the XDP layer. A synchronous core, no runtime needed,
-//! to embed in any Rust proxy; [`tower`] has a `tower::Layer` for axum and hyper.
+//! to embed in any Rust proxy; the `tower` module (feature `tower`) has a `tower::Layer` for axum
+//! and hyper.
 //!
 //! Phases follow Pingora's hooks: [`Engine::begin`] on a request head gives a [`Transaction`];
 //! [`Transaction::on_request_headers`], [`Transaction::on_request_body`] (bounded buffer),
@@ -8,7 +9,7 @@
 //! [`Transaction::finish`] (the [`AuditEvent`]) follow.
 //!
 //! ```
-//! use rampart::l7::{ConnInfo, Decision, Engine, EngineConfig};
+//! use rampart_l7::{ConnInfo, Decision, Engine, EngineConfig};
 //! use std::path::Path;
 //!
 //! let site = rampart_rules::load_str(
@@ -62,6 +63,7 @@ mod multipart;
 pub mod proxy_protocol;
 mod ratelimit;
 mod request;
+#[cfg(feature = "tower")]
 pub mod tower;
 mod transaction;
 
