@@ -53,7 +53,7 @@ pub fn rampart_bin() -> std::path::PathBuf {
         .join("rampart");
     assert!(
         bin.is_file(),
-        "{} is missing: run `cargo build -p rampart` (cargo xtask test does)",
+        "{} is missing: run `cargo build -p rampart -p rampart-lab` (cargo xtask test does)",
         bin.display()
     );
     bin

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use rampart::lab::attacks::{spawn_attack, AttackKind, AttackPlan, Background};
-use rampart::lab::frames::Ipv4Prefix;
-use rampart::lab::netns::{veth, End, Netns};
+use rampart_lab::attacks::{spawn_attack, AttackKind, AttackPlan, Background};
+use rampart_lab::frames::Ipv4Prefix;
+use rampart_lab::netns::{veth, End, Netns};
 use rampart_tests::{rampart_bin, rampart_cli, root_or_skip};
 
 #[test]

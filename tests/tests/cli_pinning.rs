@@ -7,11 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use rampart::kernel::Dataplane;
-use rampart::lab::{
+use rampart_common::Reason;
+use rampart_lab::{
     netns::{veth, End, Netns},
     traffic::{send_udp, Receiver},
 };
-use rampart_common::Reason;
 use rampart_tests::{rampart_cli, root_or_skip};
 
 /// Sends 50 datagrams; returns (delivered, DropDenylist delta, packets counted by the program).

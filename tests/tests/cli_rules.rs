@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rampart::kernel::Dataplane;
-use rampart::lab::netns::{veth, End, Netns};
+use rampart_lab::netns::{veth, End, Netns};
 use rampart_tests::{rampart_bin, rampart_cli as cli, root_or_skip};
 
 fn rules_file(path: &Path, port: u16) {

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rampart::lab::netns::{veth, End, Netns};
-use rampart::lab::process::{Proc, RemoveDir};
-use rampart::lab::workerd::{default_bin, Workerd};
+use rampart_lab::netns::{veth, End, Netns};
+use rampart_lab::process::{Proc, RemoveDir};
+use rampart_lab::workerd::{default_bin, Workerd};
 use rampart_tests::{rampart_bin, root_or_skip};
 
 const EDGE_IP: &str = "10.77.0.2";

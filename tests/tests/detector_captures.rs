@@ -1,5 +1,5 @@
 //! Outside attack captures (`shared/corpora/pcaps-attacks`, issue 4 item 6) replayed through the
-//! lab: every frame rewritten to lab addresses by `rampart::lab::replay` (MACs of the veth,
+//! lab: every frame rewritten to lab addresses by `rampart_lab::replay` (MACs of the veth,
 //! destinations mapped onto the lab victim and its network, sources as captured, VLAN tags kept,
 //! checksums kept valid), sent from the attacker namespace into the edge, where the XDP program
 //! is attached natively on both veths and the detector loop runs (floor 2000 pps, rule TTL 2 s).
@@ -48,11 +48,6 @@ use rampart::counters::Snapshot;
 use rampart::detect::{DetectLoop, LoopConfig};
 use rampart::detector::{Features, GeneratedRule, Sample, VictimStatus};
 use rampart::kernel::{monotonic_ns, AttachMode, Dataplane};
-use rampart::lab::attacks::{AttackReport, Background};
-use rampart::lab::frames::L2;
-use rampart::lab::netns::{enter_thread, veth, End, Netns};
-use rampart::lab::replay::{replay, LabTargets, ReplayPlan, RewriteStats, Rewriter};
-use rampart::lab::traffic::Receiver;
 use rampart_common::{
     addr::as_v4,
     config::POLICY_DROP,
@@ -60,6 +55,11 @@ use rampart_common::{
     parsed::{ParsedFields, PF_HAS_L4, PF_IP},
     Reason, RuleCounter,
 };
+use rampart_lab::attacks::{AttackReport, Background};
+use rampart_lab::frames::L2;
+use rampart_lab::netns::{enter_thread, veth, End, Netns};
+use rampart_lab::replay::{replay, LabTargets, ReplayPlan, RewriteStats, Rewriter};
+use rampart_lab::traffic::Receiver;
 use rampart_rules::packet::parse_frame;
 use rampart_tests::captures::{read_capture, read_index, ReadError};
 use rampart_tests::{corpora_dir, fresh_dataplane, root_or_skip};

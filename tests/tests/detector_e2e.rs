@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use rampart::detect::{DetectLoop, LoopConfig};
 use rampart::kernel::{monotonic_ns, AttachMode};
-use rampart::lab::attacks::{spawn_attack, AttackKind, AttackPlan, Background};
-use rampart::lab::frames::Ipv4Prefix;
-use rampart::lab::netns::{veth, End, Netns};
-use rampart::lab::traffic::Receiver;
+use rampart_lab::attacks::{spawn_attack, AttackKind, AttackPlan, Background};
+use rampart_lab::frames::Ipv4Prefix;
+use rampart_lab::netns::{veth, End, Netns};
+use rampart_lab::traffic::Receiver;
 use rampart_tests::{fresh_dataplane, root_or_skip};
 
 fn sa(s: &str) -> SocketAddr {
@@ -191,6 +191,6 @@ fn a_syn_flood_is_fingerprinted_dropped_and_the_rule_expires() {
     );
 }
 
-fn attack_done(h: &rampart::lab::attacks::AttackHandle) -> bool {
+fn attack_done(h: &rampart_lab::attacks::AttackHandle) -> bool {
     h.is_finished()
 }

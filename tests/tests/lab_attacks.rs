@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use rampart::counters::Snapshot;
 use rampart::kernel::{AttachMode, Dataplane};
-use rampart::lab::attacks::{
+use rampart_common::Reason;
+use rampart_lab::attacks::{
     send_attack, send_frames, spawn_attack, AttackKind, AttackPlan, AttackReport, Background,
     Pacing,
 };
-use rampart::lab::frames::{Crafter, Ipv4Prefix, L2};
-use rampart::lab::netns::{veth, End, Netns};
-use rampart::lab::traffic::Receiver;
-use rampart_common::Reason;
+use rampart_lab::frames::{Crafter, Ipv4Prefix, L2};
+use rampart_lab::netns::{veth, End, Netns};
+use rampart_lab::traffic::Receiver;
 use rampart_tests::{fresh_dataplane, root_or_skip};
 
 const SPOOFED: &str = "198.18.0.0/15";

@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rampart::lab::http_payloads::attacks;
-use rampart::lab::{run_http_phase, HttpLabError, HttpPlan};
+use rampart_lab::http_payloads::attacks;
+use rampart_lab::{run_http_phase, HttpLabError, HttpPlan};
 use rampart_tests::{rampart_bin, root_or_skip};
 
 const ATTACKER: &str = "10.216.2.2";
 
-fn drops(r: &rampart::lab::HttpReport, reason: &str) -> u64 {
+fn drops(r: &rampart_lab::HttpReport, reason: &str) -> u64 {
     r.xdp_drops
         .iter()
         .find(|(name, _)| name == reason)

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rampart::kernel::AttachMode;
-use rampart::lab::{
+use rampart_common::Reason;
+use rampart_lab::{
     netns::{veth, End, Netns},
     traffic::{send_udp, Receiver},
 };
-use rampart_common::Reason;
 use rampart_rules::xdp::{compile, one, Action, RuleSpec};
 use rampart_tests::{fresh_dataplane, root_or_skip};
 

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rampart::kernel::AttachMode;
-use rampart::lab::{
+use rampart_common::Reason;
+use rampart_lab::{
     netns::{veth, End, Netns},
     traffic::{send_udp, Receiver},
 };
-use rampart_common::Reason;
 use rampart_rules::load_str;
 use rampart_tests::{fresh_dataplane, root_or_skip};
 

@@ -1,5 +1,5 @@
-//! Rampart userspace: the kernel seam that loads and drives the XDP data plane, counters, and the
-//! network-namespace lab. Only [`kernel`] talks to aya; everything else goes through
+//! Rampart userspace: the kernel seam that loads and drives the XDP data plane, counters, the
+//! detector, the proxy and the daemon (the namespace lab is its own crate, `rampart-lab`). Only [`kernel`] talks to aya; everything else goes through
 //! [`kernel::FilterTables`], which has an in-memory fake for tests.
 
 pub mod control;
@@ -10,7 +10,6 @@ pub mod detector;
 pub mod kernel;
 /// The L7 engine, its own crate (`rampart-l7`) so proxies embed it without the kernel seam.
 pub use rampart_l7 as l7;
-pub mod lab;
 pub mod proxy;
 pub mod rulesets;
 pub mod sampling;

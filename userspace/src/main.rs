@@ -1,4 +1,5 @@
-//! `rampart`: attach the XDP data plane, manage allow/deny prefixes, show counters, run the lab.
+//! `rampart`: attach the XDP data plane, manage allow/deny prefixes, show counters, run the lab
+//! (the `rampart-lab` binary beside this one).
 
 mod cli_detect;
 mod cli_rules;
@@ -276,11 +277,13 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Lab {
             http_only,
             http_seconds,
-        } => rampart::lab::run(rampart::lab::LabPlan {
-            http_only,
-            http_duration: Duration::from_secs(http_seconds),
-            ..rampart::lab::LabPlan::default()
-        })?,
+        } => {
+            let mut args = vec!["lab".to_string(), format!("--http-seconds={http_seconds}")];
+            if http_only {
+                args.push("--http-only".into());
+            }
+            exec_lab(&args)?
+        }
         Cmd::Run { config, check } => {
             if check {
                 let (summary, warnings) = rampart::daemon::check(&config)?;
@@ -292,24 +295,11 @@ fn run(cli: Cli) -> Result<()> {
                 rampart::daemon::run(&config)?
             }
         }
-        Cmd::Origin { addr, name } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let stop = async {
-                    let mut term =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                            .expect("signal handler");
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                };
-                rampart::lab::origin::serve(addr, &name, stop).await
-            })?
-        }
+        Cmd::Origin { addr, name } => exec_lab(&[
+            "origin".into(),
+            format!("--addr={addr}"),
+            format!("--name={name}"),
+        ])?,
         Cmd::Ctl { socket, request } => {
             print!(
                 "{}",
@@ -328,6 +318,24 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs the `rampart-lab` binary beside this one in place of this process (same pid, so signals
+/// and exit status are the lab's). The lab lives in its own crate over this one's library; this
+/// binary linking it would be a package cycle.
+fn exec_lab(args: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("finding the rampart binary's own path")?;
+    let bin = exe.with_file_name("rampart-lab");
+    if !bin.is_file() {
+        bail!(
+            "{} is missing: the lab is its own binary; build it with `cargo build -p rampart-lab` \
+             (same profile as rampart)",
+            bin.display()
+        );
+    }
+    let err = std::process::Command::new(&bin).args(args).exec();
+    Err(anyhow::Error::from(err).context(format!("running {}", bin.display())))
 }
 
 fn list_op(pin_dir: &std::path::Path, op: ListOp, deny: bool) -> Result<()> {

@@ -16,6 +16,11 @@ pub fn run() -> Result<()> {
 pub fn lab() -> Result<()> {
     setup::run()?;
     build::ebpf()?;
-    build::cmd("cargo", &["build", "--release", "-p", "rampart"]).status_ok()?;
+    // `rampart lab` execs the `rampart-lab` binary beside it: build both.
+    build::cmd(
+        "cargo",
+        &["build", "--release", "-p", "rampart", "-p", "rampart-lab"],
+    )
+    .status_ok()?;
     build::cmd("target/release/rampart", &["lab"]).status_ok()
 }

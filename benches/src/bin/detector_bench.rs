@@ -5,7 +5,7 @@
 //! beside the detector's own estimates and the targets of the issue (coverage >= 95%,
 //! collateral <= 0.1%, p50 time to mitigate <= 1 s), whether they are met or not.
 //!
-//! Definitions are those of `rampart::lab::scenario`. The work is checked: every run of every
+//! Definitions are those of `rampart_lab::scenario`. The work is checked: every run of every
 //! attack but the fragment flood must have a generated rule that dropped attack frames, and the
 //! fragment policy must drop the fragment flood; otherwise the bench exits non-zero. The
 //! targets are reported, not asserted.
@@ -16,8 +16,8 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use rampart::detect::DetectLoop;
 use rampart::kernel::{Dataplane, LoadOptions};
-use rampart::lab::attacks::AttackKind;
-use rampart::lab::scenario::{
+use rampart_lab::attacks::AttackKind;
+use rampart_lab::scenario::{
     fragment_policy_demo, loop_config, run_scenario, spoofed_sources, FragPolicyResult, LabNet,
     Scenario, ScenarioResult, VICTIM,
 };

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rampart::lab::process::Proc;
+use rampart_lab::process::Proc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};

@@ -128,7 +128,7 @@ impl Stage {
                     .status
                 })?
             };
-            if status == 200 && crate::control::request(&self.socket, "status").is_ok() {
+            if status == 200 && rampart::control::request(&self.socket, "status").is_ok() {
                 return Ok(self);
             }
             if exited || Instant::now() > deadline {
@@ -278,7 +278,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let _rm = RemoveDir(dir.clone());
         let path = write_files(&dir, Path::new("/sys/fs/bpf/x"), 2_000).unwrap();
-        let cfg = crate::daemon::config::load(&path).expect("valid rampart.toml");
+        let cfg = rampart::daemon::config::load(&path).expect("valid rampart.toml");
         assert_eq!(cfg.dataplane.interfaces, ["ec0", "ea0"]);
         assert_eq!(cfg.detector.floor_pps, 2_000.0);
         let rules = rampart_rules::load_file(&dir.join("rules.yaml")).expect("valid rules.yaml");

@@ -34,10 +34,10 @@ use super::attacks::{
 use super::frames::{Ipv4Prefix, L2};
 use super::netns::{veth, End, LabError, Netns};
 use super::traffic::Receiver;
-use crate::counters::Snapshot;
-use crate::detect::{DetectError, DetectLoop, LoopConfig};
-use crate::detector::{Creation, ExpiryReason, ManagerStats, VictimStatus};
-use crate::kernel::{monotonic_ns, AttachMode, Dataplane, KernelError};
+use rampart::counters::Snapshot;
+use rampart::detect::{DetectError, DetectLoop, LoopConfig};
+use rampart::detector::{Creation, ExpiryReason, ManagerStats, VictimStatus};
+use rampart::kernel::{monotonic_ns, AttachMode, Dataplane, KernelError};
 
 /// The attacked address: the edge's address on the attacker's link.
 pub const VICTIM: Ipv4Addr = Ipv4Addr::new(10, 214, 2, 1);

@@ -32,15 +32,15 @@ use super::scenario::{
     Scenario, ScenarioError, ScenarioResult, LEGIT_STREAMS, VICTIM,
 };
 use super::traffic::{send_udp, Receiver};
-use crate::detect::{DetectError, DetectLoop};
-use crate::kernel::{Dataplane, LoadOptions};
+use rampart::detect::{DetectError, DetectLoop};
+use rampart::kernel::{Dataplane, LoadOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabRunError {
     #[error(transparent)]
     Lab(#[from] super::netns::LabError),
     #[error(transparent)]
-    Kernel(#[from] crate::kernel::KernelError),
+    Kernel(#[from] rampart::kernel::KernelError),
     #[error("rules: {0}")]
     Rules(#[from] rampart_rules::xdp::CompileError),
     #[error(transparent)]
@@ -561,7 +561,7 @@ mod tests {
     use super::super::attacks::AttackReport;
     use super::super::scenario::RuleOutcome;
     use super::*;
-    use crate::detector::{Creation, ReferenceKind};
+    use rampart::detector::{Creation, ReferenceKind};
 
     fn result(kind: AttackKind, dropped: u64, lost: u64) -> ScenarioResult {
         let created = Creation {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::frames::{Crafter, DnsName, Ipv4Prefix, L2, MAX_FRAGMENT_DATA, MAX_UDP_PAYLOAD};
 use super::netns::{enter_thread, LabError, Netns};
-use crate::kernel::monotonic_ns;
+use rampart::kernel::monotonic_ns;
 
 /// No attack runs longer than this, whatever its plan says.
 pub const HARD_TIME_LIMIT: Duration = Duration::from_secs(30);

@@ -7,7 +7,7 @@
 //!
 //! Bounded: the traffic stops at the plan's duration (or on SIGINT, see
 //! [`super::run::interrupted`]), every request has short timeouts, the flood has a frame count
-//! and a time limit. The [`Stage`] tears everything down on every path.
+//! and a time limit. The stage (`http_setup::Stage`) tears everything down on every path.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -28,8 +28,8 @@ use super::http_setup::{
 };
 use super::netns::{enter_thread, LabError};
 use super::run::interrupted;
-use crate::control::{request as ctl, ControlError};
-use crate::kernel::monotonic_ns;
+use rampart::control::{request as ctl, ControlError};
+use rampart::kernel::monotonic_ns;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpLabError {
@@ -71,7 +71,7 @@ pub struct HttpPlan {
 impl Default for HttpPlan {
     fn default() -> Self {
         HttpPlan {
-            rampart_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rampart")),
+            rampart_bin: rampart_beside(),
             workerd_bin: super::workerd::default_bin(),
             duration: Duration::from_secs(20),
             legit_clients: 4,
@@ -81,6 +81,14 @@ impl Default for HttpPlan {
             floor_pps: 2_000,
         }
     }
+}
+
+/// The `rampart` binary beside the running one (`rampart-lab` is built and installed next to
+/// it), else `rampart` from `PATH`.
+pub fn rampart_beside() -> PathBuf {
+    std::env::current_exe()
+        .map(|exe| exe.with_file_name("rampart"))
+        .unwrap_or_else(|_| PathBuf::from("rampart"))
 }
 
 impl HttpPlan {

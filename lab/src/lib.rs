@@ -2,6 +2,11 @@
 //! an attacker and the edge, the XDP program attached natively on the edge, bounded traffic, and
 //! the counters that show what was dropped where; then `rampart run` end to end under HTTP
 //! traffic and attacks ([`http`]).
+//!
+//! Its own crate (`publish = false`), over the `rampart` library: the kernel seam, the detection
+//! loop, counters and control. The `rampart` binary runs it by exec'ing the `rampart-lab` binary
+//! beside it (`rampart lab`, `rampart origin`); the lab starts the `rampart` beside itself for
+//! `rampart run` ([`rampart_beside`]).
 
 pub mod attacks;
 pub mod frames;
@@ -19,6 +24,6 @@ pub mod scenario;
 pub mod traffic;
 pub mod workerd;
 
-pub use http::{run_http_phase, HttpLabError, HttpPlan};
+pub use http::{rampart_beside, run_http_phase, HttpLabError, HttpPlan};
 pub use http_report::HttpReport;
 pub use run::{catch_interrupts, interrupted, run, LabPlan, LabRunError};
