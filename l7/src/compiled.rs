@@ -74,11 +74,11 @@ impl Compiled {
         let mut seen: HashMap<u32, &str> = HashMap::new();
         for (set, r) in sets.iter().flat_map(|s| s.l7_rules().map(move |r| (s, r))) {
             if let Some(first) = seen.insert(r.id, &set.file) {
-                return Err(EngineError::DuplicateRuleId {
-                    id: r.id,
-                    first: first.to_string(),
-                    second: set.file.clone(),
-                });
+                return Err(EngineError::duplicate_rule_id(
+                    r.id,
+                    first.to_string(),
+                    set.file.clone(),
+                ));
             }
             if r.l7.paranoia > paranoia {
                 continue;

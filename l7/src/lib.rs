@@ -82,15 +82,48 @@ pub use ratelimit::{Limit, RateStore, RateVerdict, StoreStats};
 pub use request::{RequestLimits, RequestView, Truncation};
 pub use transaction::{Transaction, ENGINE_RULE_ID};
 
-/// Why an engine could not be built from rule sets.
+/// Why an engine could not be built from rule sets: read it through [`EngineError::kind`] and
+/// the accessors (the details stay private so kinds can grow).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EngineError {
+#[error(transparent)]
+pub struct EngineError(Inner);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Inner {
     #[error("rule id {id} is in both {first} and {second}")]
     DuplicateRuleId {
         id: u32,
         first: String,
         second: String,
     },
+}
+
+/// What kind of failure an [`EngineError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineErrorKind {
+    /// Two rule sets (or one, twice) hold a rule with the same id; [`EngineError::rule_id`]
+    /// says which.
+    DuplicateRuleId,
+}
+
+impl EngineError {
+    pub(crate) fn duplicate_rule_id(id: u32, first: String, second: String) -> EngineError {
+        EngineError(Inner::DuplicateRuleId { id, first, second })
+    }
+
+    pub fn kind(&self) -> EngineErrorKind {
+        match self.0 {
+            Inner::DuplicateRuleId { .. } => EngineErrorKind::DuplicateRuleId,
+        }
+    }
+
+    /// The rule the error is about.
+    pub fn rule_id(&self) -> Option<u32> {
+        match self.0 {
+            Inner::DuplicateRuleId { id, .. } => Some(id),
+        }
+    }
 }
 #[cfg(test)]
 mod tests;

@@ -575,10 +575,13 @@ fn hot_swap_keeps_transactions_on_their_rules() {
     assert!(get("/b").blocked(&e));
     let dup =
         rules("  - id: 2\n    expression: 'http.request.uri.path eq \"/c\"'\n    action: block\n");
-    assert!(matches!(
-        e.swap_rules(&[&dup, &dup]),
-        Err(EngineError::DuplicateRuleId { id: 2, .. })
-    ));
+    let err = e.swap_rules(&[&dup, &dup]).unwrap_err();
+    assert_eq!(err.kind(), EngineErrorKind::DuplicateRuleId);
+    assert_eq!(err.rule_id(), Some(2));
+    assert_eq!(
+        err.to_string(),
+        "rule id 2 is in both test.yaml and test.yaml"
+    );
     assert!(
         get("/b").blocked(&e),
         "a refused swap keeps the running rules"

@@ -159,13 +159,37 @@ fn frag_kind(offset: u16, more: bool) -> u8 {
     }
 }
 
+/// The kernel parser's steps, in its order: Ethernet and VLAN tags, the IP header (and IPv6
+/// extension headers), the L4 header.
 fn parse_into(frame: &[u8], p: &mut ParsedFields) -> Result<(), Reason> {
-    use rampart_common::{addr::v4_mapped, frag::FRAG_FIRST, limits::*, parsed::PF_IP};
     let mut c = Cur {
         b: frame,
         pos: 0,
         limit: usize::MAX,
     };
+    let ethertype = ethernet(&mut c, p)?;
+    p.ethertype = ethertype;
+    p.l3_offset = c.pos as u16;
+    match ethertype {
+        0x0800 => ipv4(&mut c, p)?,
+        0x86dd => {
+            if ipv6(&mut c, p)? == Ipv6::LaterFragment {
+                return Ok(());
+            }
+        }
+        _ => return Ok(()),
+    }
+    p.l4_offset = c.pos as u16;
+    p.payload_offset = p.l4_offset;
+    if p.frag == FRAG_LATER {
+        return Ok(());
+    }
+    l4(&mut c, p)
+}
+
+/// The Ethernet header and up to `MAX_VLAN_DEPTH` VLAN tags; gives the inner ethertype.
+fn ethernet(c: &mut Cur<'_>, p: &mut ParsedFields) -> Result<u16, Reason> {
+    use rampart_common::limits::MAX_VLAN_DEPTH;
     let eth = c.take(14).ok_or(Reason::ErrTruncEthernet)?;
     let is_vlan = |t: u16| t == 0x8100 || t == 0x88a8 || t == 0x9100;
     let mut ethertype = be16(&eth[12..]);
@@ -182,98 +206,109 @@ fn parse_into(frame: &[u8], p: &mut ParsedFields) -> Result<(), Reason> {
         return Err(Reason::ErrTooManyVlans);
     }
     p.ethertype = ethertype;
-    p.l3_offset = c.pos as u16;
-    match ethertype {
-        0x0800 => {
-            let ip = c.take(20).ok_or(Reason::ErrTruncIpv4)?;
-            let ihl = (ip[0] & 0x0f) as usize * 4;
-            let total = be16(&ip[2..]);
-            if ip[0] >> 4 != 4 || ihl < 20 || (total as usize) < ihl {
-                return Err(Reason::ErrBadIpv4Header);
+    Ok(ethertype)
+}
+
+fn ipv4(c: &mut Cur<'_>, p: &mut ParsedFields) -> Result<(), Reason> {
+    use rampart_common::{addr::v4_mapped, parsed::PF_IP};
+    let ip = c.take(20).ok_or(Reason::ErrTruncIpv4)?;
+    let ihl = (ip[0] & 0x0f) as usize * 4;
+    let total = be16(&ip[2..]);
+    if ip[0] >> 4 != 4 || ihl < 20 || (total as usize) < ihl {
+        return Err(Reason::ErrBadIpv4Header);
+    }
+    p.ip_version = 4;
+    p.flags |= PF_IP;
+    p.src = v4_mapped([ip[12], ip[13], ip[14], ip[15]]);
+    p.dst = v4_mapped([ip[16], ip[17], ip[18], ip[19]]);
+    p.proto = ip[9];
+    p.ttl = ip[8];
+    p.ip_len = total;
+    p.ip_id = be16(&ip[4..]) as u32;
+    let frag = be16(&ip[6..]);
+    if frag & 0x4000 != 0 {
+        p.flags |= PF_DF;
+    }
+    p.frag_offset = frag & 0x1fff;
+    let more = frag & 0x2000 != 0;
+    if more {
+        p.flags |= PF_MF;
+    }
+    p.frag = frag_kind(p.frag_offset, more);
+    c.limit = p.l3_offset as usize + total as usize;
+    c.take(ihl - 20).ok_or(Reason::ErrTruncIpv4)?;
+    Ok(())
+}
+
+/// Whether the IPv6 walk ended in a later fragment (no L4 header to read).
+#[derive(PartialEq, Eq)]
+enum Ipv6 {
+    Header,
+    LaterFragment,
+}
+
+/// The IPv6 header and up to `MAX_IPV6_EXT_HDRS` extension headers.
+fn ipv6(c: &mut Cur<'_>, p: &mut ParsedFields) -> Result<Ipv6, Reason> {
+    use rampart_common::{limits::MAX_IPV6_EXT_HDRS, parsed::PF_IP};
+    let ip = c.take(40).ok_or(Reason::ErrTruncIpv6)?;
+    if ip[0] >> 4 != 6 {
+        return Err(Reason::ErrBadIpv6Header);
+    }
+    p.ip_version = 6;
+    p.flags |= PF_IP;
+    p.src.copy_from_slice(&ip[8..24]);
+    p.dst.copy_from_slice(&ip[24..40]);
+    p.ttl = ip[7];
+    let payload_len = be16(&ip[4..]);
+    p.ip_len = payload_len.saturating_add(40);
+    if payload_len != 0 {
+        c.limit = p.l3_offset as usize + 40 + payload_len as usize;
+    }
+    let mut next = ip[6];
+    for _ in 0..MAX_IPV6_EXT_HDRS {
+        match next {
+            0 | 43 | 60 | 51 => {
+                let h = c.peek(2).ok_or(Reason::ErrTruncIpv6Ext)?;
+                let len = if next == 51 {
+                    (h[1] as usize + 2) * 4
+                } else {
+                    (h[1] as usize + 1) * 8
+                };
+                next = h[0];
+                c.take(len).ok_or(Reason::ErrTruncIpv6Ext)?;
             }
-            p.ip_version = 4;
-            p.flags |= PF_IP;
-            p.src = v4_mapped([ip[12], ip[13], ip[14], ip[15]]);
-            p.dst = v4_mapped([ip[16], ip[17], ip[18], ip[19]]);
-            p.proto = ip[9];
-            p.ttl = ip[8];
-            p.ip_len = total;
-            p.ip_id = be16(&ip[4..]) as u32;
-            let frag = be16(&ip[6..]);
-            if frag & 0x4000 != 0 {
-                p.flags |= PF_DF;
+            44 => {
+                let f = c.take(8).ok_or(Reason::ErrTruncIpv6Ext)?;
+                let off_flags = be16(&f[2..]);
+                p.frag_offset = off_flags >> 3;
+                let more = off_flags & 1 != 0;
+                if more {
+                    p.flags |= PF_MF;
+                }
+                p.frag = frag_kind(p.frag_offset, more);
+                p.ip_id = u32::from_be_bytes([f[4], f[5], f[6], f[7]]);
+                next = f[0];
             }
-            p.frag_offset = frag & 0x1fff;
-            let more = frag & 0x2000 != 0;
-            if more {
-                p.flags |= PF_MF;
-            }
-            p.frag = frag_kind(p.frag_offset, more);
-            c.limit = p.l3_offset as usize + total as usize;
-            c.take(ihl - 20).ok_or(Reason::ErrTruncIpv4)?;
+            _ => break,
         }
-        0x86dd => {
-            let ip = c.take(40).ok_or(Reason::ErrTruncIpv6)?;
-            if ip[0] >> 4 != 6 {
-                return Err(Reason::ErrBadIpv6Header);
-            }
-            p.ip_version = 6;
-            p.flags |= PF_IP;
-            p.src.copy_from_slice(&ip[8..24]);
-            p.dst.copy_from_slice(&ip[24..40]);
-            p.ttl = ip[7];
-            let payload_len = be16(&ip[4..]);
-            p.ip_len = payload_len.saturating_add(40);
-            if payload_len != 0 {
-                c.limit = p.l3_offset as usize + 40 + payload_len as usize;
-            }
-            let mut next = ip[6];
-            for _ in 0..MAX_IPV6_EXT_HDRS {
-                match next {
-                    0 | 43 | 60 | 51 => {
-                        let h = c.peek(2).ok_or(Reason::ErrTruncIpv6Ext)?;
-                        let len = if next == 51 {
-                            (h[1] as usize + 2) * 4
-                        } else {
-                            (h[1] as usize + 1) * 8
-                        };
-                        next = h[0];
-                        c.take(len).ok_or(Reason::ErrTruncIpv6Ext)?;
-                    }
-                    44 => {
-                        let f = c.take(8).ok_or(Reason::ErrTruncIpv6Ext)?;
-                        let off_flags = be16(&f[2..]);
-                        p.frag_offset = off_flags >> 3;
-                        let more = off_flags & 1 != 0;
-                        if more {
-                            p.flags |= PF_MF;
-                        }
-                        p.frag = frag_kind(p.frag_offset, more);
-                        p.ip_id = u32::from_be_bytes([f[4], f[5], f[6], f[7]]);
-                        next = f[0];
-                    }
-                    _ => break,
-                }
-                p.ext_hdrs += 1;
-                if p.frag == FRAG_LATER {
-                    p.proto = next;
-                    p.l4_offset = c.pos as u16;
-                    p.payload_offset = p.l4_offset;
-                    return Ok(());
-                }
-            }
-            if matches!(next, 0 | 43 | 60 | 51 | 44) {
-                return Err(Reason::ErrTooManyIpv6Ext);
-            }
+        p.ext_hdrs += 1;
+        if p.frag == FRAG_LATER {
             p.proto = next;
+            p.l4_offset = c.pos as u16;
+            p.payload_offset = p.l4_offset;
+            return Ok(Ipv6::LaterFragment);
         }
-        _ => return Ok(()),
     }
-    p.l4_offset = c.pos as u16;
-    p.payload_offset = p.l4_offset;
-    if p.frag == FRAG_LATER {
-        return Ok(());
+    if matches!(next, 0 | 43 | 60 | 51 | 44) {
+        return Err(Reason::ErrTooManyIpv6Ext);
     }
+    p.proto = next;
+    Ok(Ipv6::Header)
+}
+
+/// The TCP, UDP or ICMP header; the payload starts after it.
+fn l4(c: &mut Cur<'_>, p: &mut ParsedFields) -> Result<(), Reason> {
+    use rampart_common::frag::FRAG_FIRST;
     let trunc = |r: Reason| {
         if p.frag == FRAG_FIRST {
             Reason::ErrTinyFragment

@@ -91,7 +91,7 @@ fn check_expr(line: &str, counts: &mut Counts) -> Result<(), String> {
             counts.plain += 1;
             return compiled
                 .map(|_| ())
-                .map_err(|(k, _)| format!("does not check: {k}"));
+                .map_err(|e| format!("does not check: {e}"));
         }
         Some(n) => n,
     };
@@ -99,7 +99,7 @@ fn check_expr(line: &str, counts: &mut Counts) -> Result<(), String> {
         counts.error += 1;
         let want = want.trim();
         let got = match compiled {
-            Err((k, _)) => k.to_string(),
+            Err(e) => e.to_string(),
             Ok(e) => {
                 if fields_of(&e).iter().any(|f| f.layer() == Layer::L7) {
                     return Err("expected an error, but it checks (an HTTP expression)".into());
@@ -128,7 +128,7 @@ fn check_expr(line: &str, counts: &mut Counts) -> Result<(), String> {
     } else {
         return Err(format!("unknown annotation `# => {note}`"));
     }
-    let e = compiled.map_err(|(k, _)| format!("does not check: {k}"))?;
+    let e = compiled.map_err(|e| format!("does not check: {e}"))?;
     let fields = fields_of(&e);
     if let Some(rest) = note.strip_prefix("xdp") {
         if let Some(f) = fields.iter().find(|f| f.layer() == Layer::L7) {

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use super::{Ctx, DEFAULT_RULE_IDS, FILE_VERSION};
+use super::source::Source;
+use super::{DEFAULT_RULE_IDS, FILE_VERSION};
 use crate::lang::{ErrorKind, Location};
 
 /// A rule-file error: where, and what. Opaque (boxed, so results stay small); read it through
@@ -23,7 +24,9 @@ impl RuleError {
     }
 }
 
+/// What is wrong with a rule file; [`RuleError::kind`] gives it, the error places it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RuleErrorKind {
     #[error("cannot read the file: {why}")]
     Read { why: String },
@@ -98,9 +101,12 @@ impl fmt::Display for RuleError {
     }
 }
 
+// No `source()`: the display is the whole diagnostic (place, message, caret) as `rampart rules
+// check` prints it, and the kinds keep no foreign error; a source repeating the message would
+// print it twice in a `{:#}` chain.
 impl std::error::Error for RuleError {}
 
-pub(super) fn yaml_error(cx: &Ctx<'_>, e: marked_yaml::FromYamlError) -> RuleError {
+pub(super) fn yaml_error(cx: &Source<'_>, e: marked_yaml::FromYamlError) -> RuleError {
     match e {
         marked_yaml::FromYamlError::ParseYaml(le) => {
             use marked_yaml::LoadError as L;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use marked_yaml::Spanned;
 
-use super::{Ctx, ListDoc, RuleError, RuleErrorKind};
+use super::source::Source;
+use super::yaml_doc::ListDoc;
+use super::{RuleError, RuleErrorKind};
 use crate::lang::sets::{IpSet, ValueSet};
 use crate::lang::{ListDef, Location};
 use crate::Prefix;
@@ -123,7 +125,7 @@ enum ItemAt<'a> {
 }
 
 pub(super) fn load_list(
-    cx: &Ctx<'_>,
+    cx: &Source<'_>,
     name: &str,
     l: &ListDoc,
     dir: &Path,

@@ -176,6 +176,8 @@ fn elem(ty: &Ty) -> Option<&Ty> {
     }
 }
 
+/// The type rules of the language, one arm per expression kind.
+// Long as a table is long: each arm is a few lines, and the rules read best side by side.
 fn check(e: &Expr, lists: &Lists) -> Res<TExpr> {
     let span = e.span;
     let mk = |kind, ty| Ok(TExpr { kind, ty, span });
@@ -455,6 +457,8 @@ fn s_of(it: &SetItem) -> Span {
     }
 }
 
+/// A comparison: which operators each operand type takes, one arm per operator.
+// Long as a table is long: the arms are the operator reference, kept side by side.
 fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, lists: &Lists, span: Span) -> Res<TExpr> {
     let l = check(lhs, lists)?;
     let (lifted, lty) = match elem(&l.ty) {

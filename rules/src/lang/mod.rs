@@ -23,6 +23,7 @@ pub use types::{Ty, Value};
 
 /// What is wrong with an expression (the span says where).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ErrorKind {
     #[error("unexpected character `{text}`")]
     BadToken { text: String },
@@ -57,7 +58,35 @@ pub enum ErrorKind {
     NotXdp { why: String },
 }
 
+/// An expression that does not compile: what is wrong with it ([`ExprError::kind`]) and where
+/// in its text ([`ExprError::span`]). It shows as the kind's message; a rule file's error
+/// ([`crate::RuleError`]) adds the file, line, column and caret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}")]
+pub struct ExprError {
+    kind: ErrorKind,
+    span: Span,
+}
+
+impl ExprError {
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The offending bytes of the expression's text.
+    pub fn span(&self) -> Span {
+        self.span
+    }
+}
+
+impl From<(ErrorKind, Span)> for ExprError {
+    fn from((kind, span): (ErrorKind, Span)) -> ExprError {
+        ExprError { kind, span }
+    }
+}
+
 /// Parses and checks one expression.
-pub fn compile_expr(src: &str, lists: &Lists) -> Result<TExpr, (ErrorKind, Span)> {
-    check_rule(&parse(src)?, lists)
+pub fn compile_expr(src: &str, lists: &Lists) -> Result<TExpr, ExprError> {
+    let ast = parse(src)?;
+    Ok(check_rule(&ast, lists)?)
 }

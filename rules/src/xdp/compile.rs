@@ -312,15 +312,17 @@ fn sweep(
     Ok((classes, interner.bitmaps))
 }
 
+/// An address field's trie entries (prefix, class) and its class bitmaps.
+type PrefixClasses = (Vec<(Prefix, u32)>, Vec<RuleBitmap>);
+
 /// Trie entries and class bitmaps for one address field. Every distinct prefix (and `::/0`)
 /// becomes an entry whose bitmap holds the unconstrained rules and every rule with a prefix that
 /// contains it. Sorted by (address, length), an ancestor comes before its descendants, so one walk
 /// with a stack of enclosing prefixes builds every bitmap in O(n log n).
-#[allow(clippy::type_complexity)]
 fn prefix_classes(
     prefixes: &[Option<&Vec<Prefix>>],
     f: u32,
-) -> Result<(Vec<(Prefix, u32)>, Vec<RuleBitmap>), CompileError> {
+) -> Result<PrefixClasses, CompileError> {
     let mut unconstrained = RuleBitmap::EMPTY;
     // (prefix, rule) pairs, 20 bytes each: a million-prefix list stays small to sort.
     let mut pairs: Vec<(Prefix, u32)> = vec![(Prefix::ANY, u32::MAX)];

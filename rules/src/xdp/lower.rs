@@ -224,6 +224,8 @@ fn cmp_set(op: CmpOp, v: i64) -> R<Vec<(i64, i64)>> {
     })
 }
 
+/// A typed expression as a formula over XDP-matchable fields, one arm per expression kind.
+// Long as a table is long: each arm is short, and what XDP can express reads best in one place.
 fn lower(e: &TExpr) -> R<F> {
     match &e.kind {
         TKind::Const(Value::Bool(b)) => Ok(if *b { F::True } else { F::False }),
@@ -475,7 +477,7 @@ mod tests {
     use rampart_common::rules::{ABSENT_PORT, ABSENT_TCP_FLAGS};
 
     fn lower_src(src: &str) -> R<Vec<RuleSpec>> {
-        let e = compile_expr(src, &Lists::new()).map_err(|(k, _)| k.to_string())?;
+        let e = compile_expr(src, &Lists::new()).map_err(|e| e.to_string())?;
         lower_rule(1, Action::Drop, &e)
     }
 
