@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | build-ebpf | clippy | test | bench | fuzz | lab`.
+//! Project tasks: `cargo xtask setup | build-ebpf | clippy | test [--tier T] | bench | fuzz | lab`.
 
 mod bench;
 mod build;
@@ -23,8 +23,12 @@ enum Cmd {
     BuildEbpf,
     /// Clippy with -D warnings for host crates and for the bpf target, and rustfmt --check.
     Clippy,
-    /// Every test tier: host unit tests, kernel fixtures, captures, namespace end-to-end.
-    Test,
+    /// Every test tier (host unit tests, kernel fixtures, captures, namespace end-to-end), or one.
+    Test {
+        /// Only this tier: `host` (no root), `kernel` (BPF_PROG_TEST_RUN) or `netns`.
+        #[arg(long, value_enum)]
+        tier: Option<test::Tier>,
+    },
     /// Per-packet cost next to xdp-filter and an empty program (BPF_PROG_TEST_RUN).
     Bench {
         /// Runs per measurement (at least 1,000,000 for figures worth quoting).
@@ -47,7 +51,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Setup => setup::run(),
         Cmd::BuildEbpf => build::ebpf().map(|_| ()),
         Cmd::Clippy => build::clippy(),
-        Cmd::Test => test::run(),
+        Cmd::Test { tier } => test::run(tier),
         Cmd::Bench { repeat } => bench::run(repeat),
         Cmd::Fuzz { seconds } => fuzz::run(seconds),
         Cmd::Lab => test::lab(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rampart_lab::attacks::{spawn_attack, AttackKind, AttackPlan, Background};
 use rampart_lab::frames::Ipv4Prefix;
 use rampart_lab::netns::{veth, End, Netns};
-use rampart_tests::{rampart_bin, rampart_cli, root_or_skip};
+use rampart_testkit::{rampart_bin, rampart_cli, root_or_skip};
 
 #[test]
 fn detect_command_generates_explains_and_exports_a_rule() {

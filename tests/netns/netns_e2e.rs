@@ -11,7 +11,7 @@ use rampart_lab::{
     traffic::{send_udp, Receiver},
 };
 use rampart_rules::xdp::{compile, one, Action, RuleSpec};
-use rampart_tests::{fresh_dataplane, root_or_skip};
+use rampart_testkit::{fresh_dataplane, root_or_skip};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()

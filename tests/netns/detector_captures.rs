@@ -61,8 +61,8 @@ use rampart_lab::netns::{enter_thread, veth, End, Netns};
 use rampart_lab::replay::{replay, LabTargets, ReplayPlan, RewriteStats, Rewriter};
 use rampart_lab::traffic::Receiver;
 use rampart_rules::packet::parse_frame;
-use rampart_tests::captures::{read_capture, read_index, ReadError};
-use rampart_tests::{corpora_dir, fresh_dataplane, root_or_skip};
+use rampart_testkit::captures::{read_capture, read_index, ReadError};
+use rampart_testkit::{corpora_dir, fresh_dataplane, root_or_skip};
 
 const TARGETS: LabTargets = LabTargets {
     victim_v4: Ipv4Addr::new(10, 220, 0, 1),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rampart::l7::{ConnInfo, Decision, Engine, EngineConfig, TablesJailer};
-use rampart_tests::{fresh_dataplane, packets::tcp4, pin_to_cpu0, root_or_skip};
+use rampart_testkit::{fresh_dataplane, packets::tcp4, pin_to_cpu0, root_or_skip};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;

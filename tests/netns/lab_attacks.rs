@@ -19,7 +19,7 @@ use rampart_lab::attacks::{
 use rampart_lab::frames::{Crafter, Ipv4Prefix, L2};
 use rampart_lab::netns::{veth, End, Netns};
 use rampart_lab::traffic::Receiver;
-use rampart_tests::{fresh_dataplane, root_or_skip};
+use rampart_testkit::{fresh_dataplane, root_or_skip};
 
 const SPOOFED: &str = "198.18.0.0/15";
 const VICTIM: Ipv4Addr = Ipv4Addr::new(10, 218, 0, 1);

@@ -1,5 +1,6 @@
-//! Shared harness for the root-only integration tests: root checks that explain a skip, a loaded
-//! data plane pinned to one CPU, and packet builders.
+//! Shared harness for the integration tests in `tests/` (every tier): root checks that explain a
+//! skip, a loaded data plane pinned to one CPU, the `rampart` binary, the outside corpora, frame
+//! builders ([`packets`]) and capture readers ([`captures`]).
 
 pub mod captures;
 pub mod packets;

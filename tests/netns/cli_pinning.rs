@@ -12,7 +12,7 @@ use rampart_lab::{
     netns::{veth, End, Netns},
     traffic::{send_udp, Receiver},
 };
-use rampart_tests::{rampart_cli, root_or_skip};
+use rampart_testkit::{rampart_cli, root_or_skip};
 
 /// Sends 50 datagrams; returns (delivered, DropDenylist delta, packets counted by the program).
 fn cli(pin: &Path, args: &[&str]) -> String {

@@ -11,7 +11,7 @@ use rampart_lab::attacks::{spawn_attack, AttackKind, AttackPlan, Background};
 use rampart_lab::frames::Ipv4Prefix;
 use rampart_lab::netns::{veth, End, Netns};
 use rampart_lab::traffic::Receiver;
-use rampart_tests::{fresh_dataplane, root_or_skip};
+use rampart_testkit::{fresh_dataplane, root_or_skip};
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rampart_lab::http_payloads::attacks;
 use rampart_lab::{run_http_phase, HttpLabError, HttpPlan};
-use rampart_tests::{rampart_bin, root_or_skip};
+use rampart_testkit::{rampart_bin, root_or_skip};
 
 const ATTACKER: &str = "10.216.2.2";
 

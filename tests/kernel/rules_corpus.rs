@@ -72,7 +72,7 @@ use rampart_common::{
 use rampart_rules::{
     lang::eval_bool, load_str, packet::PacketView, xdp::evaluate, Mode, RuleAction, RuleSet, Target,
 };
-use rampart_tests::{fresh_dataplane, packets::*, pin_to_cpu0, root_or_skip};
+use rampart_testkit::{fresh_dataplane, packets::*, pin_to_cpu0, root_or_skip};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;

@@ -14,7 +14,7 @@ use rampart_rules::{
     xdp::{compile, flags, one, range, Action, PayloadBase, PayloadMatch, RuleSpec},
     Prefix,
 };
-use rampart_tests::{fresh_dataplane, packets::*, pin_to_cpu0, root_or_skip};
+use rampart_testkit::{fresh_dataplane, packets::*, pin_to_cpu0, root_or_skip};
 
 const PASS: u32 = 2;
 const DROP: u32 = 1;

@@ -5,7 +5,7 @@
 use rampart_benches::waf::{run, Kind};
 use rampart_rules::lang::detect::{sqli, sqli_fingerprint, xss, xss_unfiltered};
 use rampart_rules::lang::functions::url_decode;
-use rampart_tests::corpora_dir;
+use rampart_testkit::corpora_dir;
 
 #[test]
 fn libinjection_golden_sqli_fingerprints() {

@@ -12,7 +12,7 @@ use rampart_lab::{
     traffic::{send_udp, Receiver},
 };
 use rampart_rules::load_str;
-use rampart_tests::{fresh_dataplane, root_or_skip};
+use rampart_testkit::{fresh_dataplane, root_or_skip};
 
 fn set(ports: &str) -> rampart_rules::RuleSet {
     let text = format!("version: 1\nrules:\n  - id: 1\n    expression: udp.dstport in {{{ports}}}\n    action: drop\n");

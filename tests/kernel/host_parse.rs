@@ -4,8 +4,8 @@
 
 use rampart_common::{config::FLAG_DEBUG_PARSE, Reason};
 use rampart_rules::packet::parse_frame;
-use rampart_tests::captures::{read_capture, ReadError};
-use rampart_tests::{corpora_dir, fresh_dataplane, pin_to_cpu0, root_or_skip};
+use rampart_testkit::captures::{read_capture, ReadError};
+use rampart_testkit::{corpora_dir, fresh_dataplane, pin_to_cpu0, root_or_skip};
 
 #[test]
 fn host_parser_agrees_with_the_kernel_on_every_capture_packet() {

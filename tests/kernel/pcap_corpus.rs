@@ -80,8 +80,8 @@ use rampart_common::{
     Reason,
     Reason::*,
 };
-use rampart_tests::captures::{read_capture, read_index, ReadError};
-use rampart_tests::{corpora_dir, fresh_dataplane, pin_to_cpu0, root_or_skip};
+use rampart_testkit::captures::{read_capture, read_index, ReadError};
+use rampart_testkit::{corpora_dir, fresh_dataplane, pin_to_cpu0, root_or_skip};
 
 const XDP_ABORTED: u32 = 0;
 const ETH_HLEN: usize = 14;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rampart_lab::netns::{veth, End, Netns};
 use rampart_lab::process::{Proc, RemoveDir};
 use rampart_lab::workerd::{default_bin, Workerd};
-use rampart_tests::{rampart_bin, root_or_skip};
+use rampart_testkit::{rampart_bin, root_or_skip};
 
 const EDGE_IP: &str = "10.77.0.2";
 const CLIENT_IP: &str = "10.77.0.1";

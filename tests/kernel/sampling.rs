@@ -9,7 +9,7 @@ use rampart_common::{
     Reason,
 };
 use rampart_rules::load_str;
-use rampart_tests::{fresh_dataplane, packets::*, root_or_skip};
+use rampart_testkit::{fresh_dataplane, packets::*, root_or_skip};
 
 #[test]
 fn samples_carry_verdict_rule_and_bytes_and_a_full_ring_is_counted() {

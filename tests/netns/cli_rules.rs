@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rampart::kernel::Dataplane;
 use rampart_lab::netns::{veth, End, Netns};
-use rampart_tests::{rampart_bin, rampart_cli as cli, root_or_skip};
+use rampart_testkit::{rampart_bin, rampart_cli as cli, root_or_skip};
 
 fn rules_file(path: &Path, port: u16) {
     std::fs::write(path, format!("version: 1\nrules:\n  - id: {port}\n    expression: udp.dstport eq {port}\n    action: drop\n")).unwrap();
