@@ -11,6 +11,7 @@ use crate::{build, setup};
 pub fn run(repeat: u32) -> Result<()> {
     setup::run()?;
     build::ebpf()?;
+    // proxy-bench's origin is `rampart origin`, which execs the `rampart-lab` binary.
     build::cmd(
         "cargo",
         &[
@@ -18,6 +19,8 @@ pub fn run(repeat: u32) -> Result<()> {
             "--release",
             "-p",
             "rampart",
+            "-p",
+            "rampart-lab",
             "-p",
             "rampart-benches",
             "--bins",
