@@ -1,4 +1,7 @@
 //! The detector ("dosd" loop of `DETECTOR.md`): sampled packets in, ephemeral XDP rules out.
+//! It sees the kernel only through the [`rampart_tables::FilterTables`] seam, so it runs (and is
+//! tested) against [`rampart_tables::FakeTables`]; the loop that drains the XDP ring and the
+//! `rampart detect` command live in the `rampart` crate.
 //!
 //! - [`Sample`]s (1-in-N packets from the XDP ring buffer, dropped ones included and tagged with
 //!   the deciding rule) become [`Features`].
@@ -14,7 +17,7 @@
 //! - The [`Manager`] turns fingerprints into [`rampart_rules::xdp::RuleSpec`] entries after the
 //!   operator's, walks them up the action ladder, expires them when sampled traffic stops
 //!   matching, explains them ([`GeneratedRule`]), and loads the table through
-//!   [`crate::kernel::FilterTables`] only when the generated set changes.
+//!   [`FilterTables`](rampart_tables::FilterTables) only when the generated set changes.
 //!
 //! Memory is bounded whatever the traffic: every table has a fixed capacity with eviction
 //! ([`Footprint`] reports use against bounds). Nothing reads a clock: time is the samples'
@@ -22,7 +25,6 @@
 
 mod attribution;
 mod config;
-#[allow(clippy::module_inception)]
 mod detector;
 mod error;
 mod features;
@@ -32,6 +34,7 @@ mod lattice;
 mod manager;
 mod reservoir;
 mod sample;
+pub mod sampling;
 mod select;
 mod sketch;
 mod victim;
