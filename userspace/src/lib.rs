@@ -5,7 +5,7 @@
 pub mod control;
 pub mod counters;
 pub mod daemon;
-pub mod detect;
+pub mod detection_loop;
 /// The detector and the sampling maths, their own crate (`rampart-detector`), over the tables seam.
 pub use rampart_detector as detector;
 pub mod kernel;
