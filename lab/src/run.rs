@@ -32,7 +32,7 @@ use super::scenario::{
     Scenario, ScenarioError, ScenarioResult, LEGIT_STREAMS, VICTIM,
 };
 use super::traffic::{send_udp, Receiver};
-use rampart::detect::{DetectError, DetectLoop};
+use rampart::detection_loop::{DetectionLoop, LoopError};
 use rampart::kernel::{Dataplane, LoadOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ pub enum LabRunError {
     #[error("rules: {0}")]
     Rules(#[from] rampart_rules::xdp::CompileError),
     #[error(transparent)]
-    Detect(#[from] DetectError),
+    Detect(#[from] LoopError),
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
     #[error(transparent)]
@@ -319,7 +319,7 @@ fn detector_phase(net: &LabNet, plan: &LabPlan) -> Result<Vec<String>, LabRunErr
         cfg.detector.min_ttl_ns as f64 / 1e9,
         cfg.sample_budget
     );
-    let mut det = DetectLoop::start(&mut dp, cfg, Vec::new())?;
+    let mut det = DetectionLoop::start(&mut dp, cfg, Vec::new())?;
     let streams: Vec<String> = LEGIT_STREAMS
         .iter()
         .map(|s| format!("{} ({}, {} B)", s.to, s.what, s.len))

@@ -35,7 +35,7 @@ use super::frames::{Ipv4Prefix, L2};
 use super::netns::{veth, End, LabError, Netns};
 use super::traffic::Receiver;
 use rampart::counters::Snapshot;
-use rampart::detect::{DetectError, DetectLoop, LoopConfig};
+use rampart::detection_loop::{DetectionLoop, LoopConfig, LoopError};
 use rampart::detector::{Creation, ExpiryReason, ManagerStats, VictimStatus};
 use rampart::kernel::{monotonic_ns, AttachMode, Dataplane, KernelError};
 
@@ -68,7 +68,7 @@ pub enum ScenarioError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
     #[error(transparent)]
-    Detect(#[from] DetectError),
+    Detect(#[from] LoopError),
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
 }
@@ -394,7 +394,7 @@ impl<P: FnMut(&Progress)> Watch<'_, P> {
     fn step(
         &mut self,
         dp: &mut Dataplane,
-        det: &mut DetectLoop,
+        det: &mut DetectionLoop,
         phase: &'static str,
         taken: &AtomicU64,
     ) -> Result<(), ScenarioError> {
@@ -488,7 +488,7 @@ impl<P: FnMut(&Progress)> Watch<'_, P> {
 impl<P: FnMut(&Progress)> Watch<'_, P> {
     /// Keeps the busiest address victim and the busiest prefix victim, and counts the progress
     /// times at which some victim of each kind was anomalous.
-    fn note_victims(&mut self, det: &DetectLoop) {
+    fn note_victims(&mut self, det: &DetectionLoop) {
         let mut anomalous = [false; 2];
         for v in det.manager.victims() {
             let slot = usize::from(v.key.len != 128);
@@ -566,7 +566,7 @@ fn ms_between(from_ns: u64, to_ns: u64) -> f64 {
 pub fn run_scenario(
     net: &LabNet,
     dp: &mut Dataplane,
-    det: &mut DetectLoop,
+    det: &mut DetectionLoop,
     sc: &Scenario,
     mut progress: impl FnMut(&Progress),
 ) -> Result<ScenarioResult, ScenarioError> {
@@ -822,7 +822,7 @@ impl FragPolicyResult {
 pub fn fragment_policy_demo(
     net: &LabNet,
     dp: &mut Dataplane,
-    det: &mut DetectLoop,
+    det: &mut DetectionLoop,
     packets: u32,
     pps: u32,
 ) -> Result<FragPolicyResult, ScenarioError> {
@@ -838,7 +838,7 @@ pub fn fragment_policy_demo(
 fn fragment_flood_now(
     net: &LabNet,
     dp: &mut Dataplane,
-    det: &mut DetectLoop,
+    det: &mut DetectionLoop,
     packets: u32,
     pps: u32,
 ) -> Result<FragPolicyResult, ScenarioError> {

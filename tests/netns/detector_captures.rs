@@ -45,7 +45,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rampart::counters::Snapshot;
-use rampart::detect::{DetectLoop, LoopConfig};
+use rampart::detection_loop::{DetectionLoop, LoopConfig};
 use rampart::detector::{Features, GeneratedRule, Sample, VictimStatus};
 use rampart::kernel::{monotonic_ns, AttachMode, Dataplane};
 use rampart_common::{
@@ -445,7 +445,7 @@ struct Lab {
     client: Netns,
     edge: Netns,
     dp: Dataplane,
-    det: DetectLoop,
+    det: DetectionLoop,
     /// Addresses of frames sent on the attacker's `a0`.
     l2: L2,
 }
@@ -488,7 +488,7 @@ impl Lab {
         };
         cfg.detector.floor_pps = FLOOR_PPS;
         cfg.detector.min_ttl_ns = 2_000_000_000;
-        let det = DetectLoop::start(&mut dp, cfg, Vec::new()).unwrap();
+        let det = DetectionLoop::start(&mut dp, cfg, Vec::new()).unwrap();
         let l2 = L2::resolve(&attacker, "a0", TARGETS.victim_v4).unwrap();
         Lab {
             attacker,
@@ -510,7 +510,7 @@ struct Seen {
 }
 
 impl Seen {
-    fn update(&mut self, dp: &Dataplane, det: &DetectLoop) {
+    fn update(&mut self, dp: &Dataplane, det: &DetectionLoop) {
         let snap = dp.counters().unwrap();
         let now = monotonic_ns().unwrap();
         for r in det.manager.rules() {
@@ -530,7 +530,7 @@ impl Seen {
 }
 
 /// Active and expired generated rules, oldest first.
-fn all_rules(det: &DetectLoop) -> Vec<GeneratedRule> {
+fn all_rules(det: &DetectionLoop) -> Vec<GeneratedRule> {
     let mut v: Vec<GeneratedRule> = det
         .manager
         .history()

@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rampart::detect::{DetectLoop, LoopConfig};
+use rampart::detection_loop::{DetectionLoop, LoopConfig};
 use rampart::kernel::{monotonic_ns, AttachMode};
 use rampart_lab::attacks::{spawn_attack, AttackKind, AttackPlan, Background};
 use rampart_lab::frames::Ipv4Prefix;
@@ -64,7 +64,7 @@ fn a_syn_flood_is_fingerprinted_dropped_and_the_rule_expires() {
     };
     cfg.detector.floor_pps = 2_000.0;
     cfg.detector.min_ttl_ns = 2_000_000_000;
-    let mut det = DetectLoop::start(&mut dp, cfg, Vec::new()).unwrap();
+    let mut det = DetectionLoop::start(&mut dp, cfg, Vec::new()).unwrap();
 
     // Legitimate UDP to the edge for the whole test: 400 pps for ~12 s.
     const LEGIT: u32 = 4_800;
@@ -79,7 +79,7 @@ fn a_syn_flood_is_fingerprinted_dropped_and_the_rule_expires() {
         200,
     )
     .unwrap();
-    let run_for = |det: &mut DetectLoop, dp: &mut rampart::kernel::Dataplane, d: Duration| {
+    let run_for = |det: &mut DetectionLoop, dp: &mut rampart::kernel::Dataplane, d: Duration| {
         let t = Instant::now();
         while t.elapsed() < d {
             det.pass(dp, Duration::from_millis(20)).unwrap();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rampart::detect::{DetectLoop, LoopConfig};
+use rampart::detection_loop::{DetectionLoop, LoopConfig};
 use rampart::kernel::Dataplane;
 use rampart_rules::load_file;
 
@@ -55,7 +55,7 @@ pub fn run(pin_dir: &Path, args: DetectArgs) -> Result<()> {
     let mut cfg = LoopConfig::default();
     cfg.detector.floor_pps = args.floor_pps;
     cfg.detector.min_ttl_ns = args.min_ttl.saturating_mul(1_000_000_000);
-    let mut det = DetectLoop::start(&mut dp, cfg, operator)?;
+    let mut det = DetectionLoop::start(&mut dp, cfg, operator)?;
     let control = rampart::control::ControlServer::bind(&args.control)?;
     let started = Instant::now();
     let (mut seen, mut gone) = (HashSet::new(), HashSet::new());

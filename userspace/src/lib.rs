@@ -5,11 +5,12 @@
 pub mod control;
 pub mod counters;
 pub mod daemon;
-pub mod detect;
-pub mod detector;
+pub mod detection_loop;
+/// The detector and the sampling maths, their own crate (`rampart-detector`), over the tables seam.
+pub use rampart_detector as detector;
 pub mod kernel;
 /// The L7 engine, its own crate (`rampart-l7`) so proxies embed it without the kernel seam.
 pub use rampart_l7 as l7;
 pub mod proxy;
 pub mod rulesets;
-pub mod sampling;
+pub use rampart_detector::sampling;

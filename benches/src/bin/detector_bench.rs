@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
-use rampart::detect::DetectLoop;
+use rampart::detection_loop::DetectionLoop;
 use rampart::kernel::{Dataplane, LoadOptions};
 use rampart_lab::attacks::AttackKind;
 use rampart_lab::scenario::{
@@ -131,7 +131,7 @@ fn main() -> Result<()> {
         cfg.sample_budget,
         cfg.detector.tick_ns as f64 / 1e6
     );
-    let mut det = DetectLoop::start(&mut dp, cfg, Vec::new())?;
+    let mut det = DetectionLoop::start(&mut dp, cfg, Vec::new())?;
 
     let mut all: Vec<(AttackKind, Vec<ScenarioResult>, Vec<FragPolicyResult>)> = Vec::new();
     let mut first = true;

@@ -13,7 +13,7 @@ use rampart_rules::xdp::RuleSpec;
 use rampart_rules::Prefix;
 
 use crate::counters::Snapshot;
-use crate::detect::{DetectLoop, LoopConfig};
+use crate::detection_loop::{DetectionLoop, LoopConfig};
 use crate::detector::ManagerStats;
 use crate::kernel::{AttachMode, AttachReport, Dataplane, KernelError, LoadOptions};
 use crate::l7::Jailer;
@@ -70,7 +70,7 @@ pub enum StartError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
     #[error("detector: {0}")]
-    Detector(#[from] crate::detect::DetectError),
+    Detector(#[from] crate::detection_loop::LoopError),
     #[error("rules: {0}")]
     Rules(#[from] rampart_rules::xdp::CompileError),
     #[error("starting the data-plane thread: {0}")]
@@ -98,7 +98,7 @@ impl KernelThread {
             lc.detector.floor_pps = cfg.detector.floor_pps;
             lc.detector.min_ttl_ns = cfg.detector.min_ttl.saturating_mul(1_000_000_000);
             lc.sample_budget = cfg.detector.sample_budget;
-            Some(DetectLoop::start(&mut dp, lc, operator)?)
+            Some(DetectionLoop::start(&mut dp, lc, operator)?)
         } else {
             dp.load_rules(&rampart_rules::xdp::compile(&operator)?)?;
             None
@@ -180,7 +180,7 @@ impl Jailer for ChannelJailer {
 
 struct Owner {
     dp: Dataplane,
-    det: Option<DetectLoop>,
+    det: Option<DetectionLoop>,
     attached: Vec<AttachReport>,
     jails: u64,
     jail_errors: u64,

@@ -1,6 +1,10 @@
 //! The detection loop: samples from the XDP ring buffer feed the detector; the rules it generates
 //! go into the kernel tables (after the operator's) and come out when they expire. The sampling
 //! rate adapts each second to keep samples under a budget.
+//!
+//! Three names, three things: this module is the loop that drives the kernel; the detector it
+//! feeds is the `rampart-detector` crate ([`crate::detector`], no kernel types); `rampart detect`
+//! (`cli_detect.rs`) and the daemon run this loop.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +17,9 @@ use crate::detector::{DetectorConfig, DetectorError, Manager, Sample};
 use crate::kernel::{monotonic_ns, Dataplane, KernelError, Sampler};
 use crate::sampling::RateController;
 
+/// What stops the loop: the kernel seam or the detector failed.
 #[derive(Debug, thiserror::Error)]
-pub enum DetectError {
+pub enum LoopError {
     #[error(transparent)]
     Kernel(#[from] KernelError),
     #[error(transparent)]
@@ -70,8 +75,8 @@ pub struct PassReport {
     pub sample_every: u32,
 }
 
-/// The detector attached to a data plane.
-pub struct DetectLoop {
+/// The detection loop: the detector's [`Manager`] attached to a data plane's sampler and tables.
+pub struct DetectionLoop {
     pub manager: Manager,
     sampler: Sampler,
     rate: RateController,
@@ -81,13 +86,13 @@ pub struct DetectLoop {
     window_samples: u64,
 }
 
-impl DetectLoop {
+impl DetectionLoop {
     /// Takes the data plane's sampler and starts sampling at the loop's minimum rate.
     pub fn start(
         dp: &mut Dataplane,
         cfg: LoopConfig,
         operator: Vec<RuleSpec>,
-    ) -> Result<DetectLoop, DetectError> {
+    ) -> Result<DetectionLoop, LoopError> {
         let manager = Manager::new(cfg.detector, operator)?;
         let sampler = dp.sampler()?;
         let rate = RateController::new(
@@ -97,7 +102,7 @@ impl DetectLoop {
         );
         dp.set_sample_every(rate.every())?;
         let slots = dp.rule_slots()?;
-        Ok(DetectLoop {
+        Ok(DetectionLoop {
             manager,
             sampler,
             rate,
@@ -110,7 +115,7 @@ impl DetectLoop {
 
     /// Drains samples (waiting up to `wait`), feeds the detector, and brings the kernel tables to
     /// the current rule set.
-    pub fn pass(&mut self, dp: &mut Dataplane, wait: Duration) -> Result<PassReport, DetectError> {
+    pub fn pass(&mut self, dp: &mut Dataplane, wait: Duration) -> Result<PassReport, LoopError> {
         self.sampler.wait(wait);
         self.records.clear();
         let n = self.sampler.drain(200_000, &mut self.records);
@@ -145,7 +150,7 @@ impl DetectLoop {
         dp: &mut Dataplane,
         stop: &AtomicBool,
         mut each: impl FnMut(&PassReport, &Manager),
-    ) -> Result<(), DetectError> {
+    ) -> Result<(), LoopError> {
         while !stop.load(Ordering::SeqCst) {
             let r = self.pass(dp, Duration::from_millis(50))?;
             each(&r, &self.manager);

@@ -90,7 +90,7 @@ pub(crate) mod testing {
     use rampart_common::parsed::ParsedFields;
     use rampart_rules::packet::parse_frame;
 
-    use crate::detector::Sample;
+    use crate::Sample;
 
     /// Header fields of a test packet.
     #[derive(Clone, Debug)]

@@ -292,8 +292,8 @@ fn escape(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detector::features::testing::Pkt;
-    use crate::detector::hash::Rng;
+    use crate::features::testing::Pkt;
+    use crate::hash::Rng;
 
     fn v4(s: &str) -> Prefix {
         s.parse().unwrap()

@@ -14,15 +14,15 @@ use super::detector::{Detector, DetectorStats, Footprint, Proposal, VictimStatus
 use super::features::Features;
 use super::fingerprint::Fingerprint;
 use super::{DetectorConfig, DetectorError, Sample};
-use crate::kernel::{FilterTables, RulesReport};
+use rampart_tables::{FilterTables, RulesReport};
 
 /// The detector loop and the rules it generated. Time comes from the samples and the caller
 /// (`now_ns`, CLOCK_MONOTONIC); nothing here reads a clock.
 ///
 /// # Examples
 /// ```
-/// use rampart::detector::{DetectorConfig, Manager};
-/// use rampart::kernel::FakeTables;
+/// use rampart_detector::{DetectorConfig, Manager};
+/// use rampart_tables::FakeTables;
 ///
 /// let mut m = Manager::new(DetectorConfig::default(), Vec::new()).unwrap();
 /// let mut tables = FakeTables::default();

@@ -198,7 +198,7 @@ fn estimate(registers: impl ExactSizeIterator<Item = u8>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detector::hash::{fmix64, Rng};
+    use crate::hash::{fmix64, Rng};
     use std::collections::HashMap;
 
     #[test]

@@ -12,7 +12,7 @@ use rampart_rules::Prefix;
 use super::features::testing::Pkt;
 use super::hash::Rng;
 use super::*;
-use crate::kernel::FakeTables;
+use rampart_tables::FakeTables;
 
 const SEC: u64 = 1_000_000_000;
 const VICTIM: [u8; 4] = [203, 0, 113, 5];
