@@ -11,6 +11,7 @@ pub mod kernel;
 /// The L7 engine, its own crate (`rampart-l7`) so proxies embed it without the kernel seam.
 pub use rampart_l7 as l7;
 pub mod lab;
-pub mod proxy;
+/// The reverse proxy and its listener, its own crate (`rampart-proxy`) with no runtime of its own.
+pub use rampart_proxy as proxy;
 pub mod rulesets;
 pub mod sampling;
