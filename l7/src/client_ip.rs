@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use http::HeaderMap;
 use rampart_rules::Prefix;
 
-use super::proxy_protocol::ProxyHeader;
+use super::engine::ProxyHeader;
 
 /// Entries looked at from the right of the forwarding header; deeper chains stop as on garbage.
 const MAX_HOPS: usize = 32;

@@ -16,7 +16,6 @@ use super::body::BodyLimits;
 use super::client_ip::ClientIpConfig;
 use super::compiled::Compiled;
 use super::escalate::{Escalator, Jailer};
-use super::proxy_protocol::ProxyHeader;
 use super::ratelimit::{RateStore, StoreStats};
 use super::request::{RequestLimits, RequestView};
 use super::transaction::Transaction;
@@ -84,6 +83,15 @@ impl Default for EngineConfig {
             jail_writes_per_second: 100,
         }
     }
+}
+
+/// Addresses announced by a PROXY protocol header (HAProxy v1/v2): `source` is the original
+/// client, `destination` the address it connected to. The wire parser is the proxy's
+/// (`rampart_proxy::proxy_protocol`); the engine only needs the value, for the client address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProxyHeader {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
 }
 
 /// The connection a request arrived on.

@@ -60,7 +60,6 @@ mod engine;
 mod escalate;
 mod fields;
 mod multipart;
-pub mod proxy_protocol;
 mod ratelimit;
 mod request;
 #[cfg(feature = "tower")]
@@ -74,10 +73,11 @@ pub use client_ip::{
 };
 pub use decision::Decision;
 pub use decode::{Coding, CodingError, DecodeError, Decoded};
-pub use engine::{ConnInfo, EncodedBody, Engine, EngineConfig, EngineStats, OverLimit};
+pub use engine::{
+    ConnInfo, EncodedBody, Engine, EngineConfig, EngineStats, OverLimit, ProxyHeader,
+};
 pub use escalate::{Jailer, TablesJailer};
 pub use fields::Scores;
-pub use proxy_protocol::ProxyHeader;
 pub use ratelimit::{Limit, RateStore, RateVerdict, StoreStats};
 pub use request::{RequestLimits, RequestView, Truncation};
 pub use transaction::{Transaction, ENGINE_RULE_ID};

@@ -4,11 +4,14 @@
 //! real peer was. The parser is incremental and strict: it reports `Incomplete` while `buf` is
 //! still a valid prefix of a header, so the caller can read more, and an error as soon as the
 //! bytes can no longer become one. It never reads outside `buf` and never panics. Whether the
-//! header is *believed* is not decided here: see [`crate::resolve_client_ip`], which honours it only
-//! from trusted peers.
+//! header is *believed* is not decided here: see [`rampart_l7::resolve_client_ip`], which honours it
+//! only from trusted peers. The value it yields, [`ProxyHeader`], belongs to the engine (it rides
+//! in [`rampart_l7::ConnInfo`]); only the wire format lives here.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
+
+use rampart_l7::ProxyHeader;
 
 /// The v1 signature, including the space that must follow it.
 const V1_SIG: &[u8] = b"PROXY ";
@@ -20,14 +23,6 @@ const V2_FIXED_LEN: usize = 16;
 pub const V2_MAX_LEN: usize = V2_FIXED_LEN + u16::MAX as usize;
 /// Longest textual IPv6 address (`ffff:...:ffff:255.255.255.255`).
 const V6_TEXT_MAX: usize = 45;
-
-/// Addresses announced by the proxy: `source` is the original client, `destination` the address
-/// it connected to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProxyHeader {
-    pub source: SocketAddr,
-    pub destination: SocketAddr,
-}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {

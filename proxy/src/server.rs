@@ -29,9 +29,9 @@ use super::conn_service::WithConn;
 use super::limits::{Slot, Table};
 use super::timed_io::Timed;
 use super::timeouts::{supervise, Clock, Ended, Expired, Limits};
-use crate::l7::proxy_protocol::{self, Parsed, ProxyError as HeaderError};
-use crate::l7::tower::BoxError;
-use crate::l7::{ConnInfo, ProxyHeader};
+use crate::proxy_protocol::{self, Parsed, ProxyError as HeaderError};
+use crate::BoxError;
+use rampart_l7::{ConnInfo, ProxyHeader};
 
 /// Listener settings.
 #[derive(Clone, Debug)]

@@ -27,8 +27,9 @@ use super::headers::{
 };
 use super::pool::Pick;
 use super::{Inner, ProxyBody};
-use crate::l7::tower::{BoxError, ClientIp};
-use crate::l7::{ConnInfo, Decision};
+use crate::BoxError;
+use rampart_l7::tower::ClientIp;
+use rampart_l7::{ConnInfo, Decision};
 
 /// How an attempt failed.
 enum Failure {

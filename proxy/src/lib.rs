@@ -1,8 +1,8 @@
 //! The reverse proxy: origin pools with balancing, active and passive health checks, retries
-//! and timeouts, as a `tower::Service` that goes behind [`crate::l7::tower::RampartLayer`];
+//! and timeouts, as a `tower::Service` that goes behind [`rampart_l7::tower::RampartLayer`];
 //! and [`serve`], the HTTP/1.1 + h2c listener with PROXY protocol and graceful shutdown.
 //!
-//! The engine's `route` decision (a [`crate::l7::Decision::Route`] request extension) picks
+//! The engine's `route` decision (a [`rampart_l7::Decision::Route`] request extension) picks
 //! the pool; without one the default pool serves. Bodies stream both ways. Failures come back
 //! as generic plain-text answers, `502 Bad Gateway` (connect failures on every candidate, no
 //! healthy origin, a route target that names no pool) and `504 Gateway Timeout` (no response
@@ -10,9 +10,13 @@
 //! Requests whose shape the proxy refuses (TRACE, CONNECT, Host trouble, a broken body) get
 //! 400 or 405 and reach no origin (see `gate.rs`).
 //!
+//! The crate brings no runtime of its own: the caller (the `rampart` daemon) builds the tokio
+//! runtimes and installs the signal handlers; [`proxy_protocol`] is the PROXY header's wire parser
+//! (the value it yields, [`rampart_l7::ProxyHeader`], is the engine's).
+//!
 //! ```no_run
-//! use rampart::l7::{tower::RampartLayer, Engine, EngineConfig};
-//! use rampart::proxy::{serve, Proxy, ProxyConfig, ServeOptions};
+//! use rampart_l7::{tower::RampartLayer, Engine, EngineConfig};
+//! use rampart_proxy::{serve, Proxy, ProxyConfig, ServeOptions};
 //! use tower_layer::Layer;
 //!
 //! # async fn run(config: ProxyConfig) -> Result<(), Box<dyn std::error::Error>> {
@@ -36,6 +40,7 @@ mod headers;
 mod health;
 mod limits;
 mod pool;
+pub mod proxy_protocol;
 mod server;
 mod stats;
 mod timed_io;
@@ -58,7 +63,6 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_service::Service;
 
-use crate::l7::tower::BoxError;
 use body::Outgoing;
 use pool::Pool;
 use stats::RefusedCounters;
@@ -68,6 +72,11 @@ pub use server::{serve, ServeCounts, ServeOptions, ServeStats};
 pub use stats::{
     ErrorCounts, Histogram, OriginStats, PoolStats, ProxyStats, RefusedCounts, LATENCY_BUCKETS,
 };
+
+/// The error type of the bodies the proxy streams: the same type as
+/// [`rampart_l7::tower::BoxError`], so bodies pass between the engine's layer and the proxy as
+/// they are.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The response body of a [`Proxy`]: the origin's body streamed, or the proxy's own text.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;

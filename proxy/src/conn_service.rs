@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use tower_service::Service;
 
 use super::limits::Member;
-use crate::l7::ConnInfo;
+use rampart_l7::ConnInfo;
 
 #[derive(Clone)]
 pub(super) struct WithConn<S> {

@@ -21,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 
 use super::pool::{InFlight, Origin};
-use crate::l7::tower::BoxError;
+use crate::BoxError;
 
 pub(crate) type ClientBody = UnsyncBoxBody<Bytes, BoxError>;
 
