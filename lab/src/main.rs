@@ -47,7 +47,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // The same logging stack as `rampart` (tracing; `log` records bridged).
+    rampart::daemon::init_logging(&rampart::daemon::config::LogConfig {
+        format: "text".into(),
+        level: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+    });
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

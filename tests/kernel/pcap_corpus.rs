@@ -642,7 +642,10 @@ fn slice_first_fragment(frame: &[u8], p: &LaxIpPayloadSlice, proto: u8) -> Ether
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one comparison per transport header field, each from its own parser; a struct would only rename them"
+)]
 fn transport(
     c: &mut Cmp,
     frame: &[u8],

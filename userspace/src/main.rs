@@ -183,9 +183,13 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The daemon logs through `tracing` (text or JSON, from its config); the rest through env_logger.
+    // One logging stack: tracing (libraries' `log` records are bridged into it). The daemon
+    // takes format and level from its config; other commands read a level from RUST_LOG.
     if !matches!(cli.cmd, Cmd::Run { .. }) {
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+        rampart::daemon::init_logging(&rampart::daemon::config::LogConfig {
+            format: "text".into(),
+            level: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        });
     }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

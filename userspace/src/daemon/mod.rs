@@ -17,6 +17,8 @@ pub mod preflight;
 mod proxy_metrics;
 mod state;
 
+pub use state::init_logging;
+
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
