@@ -3,6 +3,7 @@
 //! builders ([`packets`]), capture readers ([`captures`]) and the rule corpus ([`rule_corpus`]).
 
 pub mod captures;
+pub mod fixture_table;
 pub mod packets;
 pub mod rule_corpus;
 
