@@ -1,9 +1,11 @@
 //! Shared harness for the integration tests in `tests/` (every tier): root checks that explain a
 //! skip, a loaded data plane pinned to one CPU, the `rampart` binary, the outside corpora, frame
-//! builders ([`packets`]) and capture readers ([`captures`]).
+//! builders ([`packets`]), capture readers ([`captures`]) and the rule corpus ([`rule_corpus`]).
 
 pub mod captures;
+pub mod fixture_table;
 pub mod packets;
+pub mod rule_corpus;
 
 use rampart::kernel::{Dataplane, LoadOptions};
 

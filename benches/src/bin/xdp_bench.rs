@@ -15,6 +15,7 @@ use rampart_benches::{
 };
 use rampart_common::Reason;
 use rampart_rules::xdp::compile;
+use rampart_testkit::fixture_table;
 
 #[derive(Parser)]
 struct Args {
@@ -24,6 +25,9 @@ struct Args {
     rules: u32,
     #[arg(long, default_value_t = 10_000)]
     deny: u32,
+    /// Time every frame of the kernel fixture table instead (its own maps per case).
+    #[arg(long)]
+    fixtures: bool,
 }
 
 const XDP_DROP: u32 = 1;
@@ -39,6 +43,9 @@ struct Case {
 fn main() -> Result<()> {
     let args = Args::parse();
     ensure!(args.repeat >= 1, "--repeat must be at least 1");
+    if args.fixtures {
+        return fixtures(args.repeat);
+    }
     let mut dp =
         Dataplane::load(&LoadOptions::default()).context("loading the XDP program (root?)")?;
     for p in deny_prefixes(args.deny) {
@@ -125,6 +132,46 @@ fn main() -> Result<()> {
         );
     }
     println!("(xdp-filter denies port {LAST_RULE_PORT} and source 10.0.5.9; its verdicts were checked too)");
+    Ok(())
+}
+
+/// ns/packet for every frame of the kernel fixture table (`rampart_testkit::fixture_table`), the
+/// maps seeded per case as the fixtures test does. Each case's frames first run once in order
+/// and must give the fixture's action; then each is timed. A frame whose verdict depends on state
+/// (fragment cache, rate limits) may decide differently when repeated: its timed action is shown.
+fn fixtures(repeat: u32) -> Result<()> {
+    let mut dp =
+        Dataplane::load(&LoadOptions::default()).context("loading the XDP program (root?)")?;
+    println!("\nkernel fixtures, BPF_PROG_TEST_RUN, {repeat} runs each (ns/packet)");
+    let (mut frames, mut total_ns) = (0u32, 0u128);
+    for c in fixture_table::cases() {
+        fixture_table::seed(&mut dp, &c);
+        for (i, s) in c.steps.iter().enumerate() {
+            let (action, _) = dp.test_run(&s.frame, 1)?;
+            ensure!(
+                action == s.action,
+                "[{}] step {i}: action {action}, expected {}",
+                c.name,
+                s.action
+            );
+        }
+        for (i, s) in c.steps.iter().enumerate() {
+            let (action, per_run) = dp.test_run(&s.frame, repeat)?;
+            let note = if action == s.action {
+                String::new()
+            } else {
+                format!("  (repeated: action {action})")
+            };
+            println!("{:>6}  {} #{i}{note}", per_run.as_nanos(), c.name);
+            frames += 1;
+            total_ns += per_run.as_nanos();
+        }
+    }
+    ensure!(frames > 0, "the fixture table is empty");
+    println!(
+        "{frames} frames, mean {} ns/packet",
+        total_ns / u128::from(frames)
+    );
     Ok(())
 }
 
