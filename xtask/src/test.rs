@@ -35,6 +35,9 @@ pub fn run(tier: Option<Tier>) -> Result<()> {
         build::ebpf()?;
     }
     build::clippy()?;
+    // Tests run the `rampart` binary, and `rampart lab`/`rampart origin` exec `rampart-lab`
+    // beside it; `cargo test` builds a package's binary only for that package's own tests.
+    build::cmd("cargo", &["build", "-p", "rampart", "-p", "rampart-lab"]).status_ok()?;
     let Some(tier) = tier else {
         return build::cmd("cargo", &["test", "--no-fail-fast"]).status_ok();
     };
@@ -63,11 +66,7 @@ pub fn run(tier: Option<Tier>) -> Result<()> {
             others.and(own)
         }
         Tier::Kernel => build::cmd("cargo", &args).status_ok(),
-        Tier::Netns => {
-            // The CLI and daemon tests run the `rampart` binary beside the test binaries.
-            build::cmd("cargo", &["build", "-p", "rampart"]).status_ok()?;
-            build::cmd("cargo", &args).status_ok()
-        }
+        Tier::Netns => build::cmd("cargo", &args).status_ok(),
     }
 }
 
