@@ -40,10 +40,12 @@ use rampart::detector::{Creation, ExpiryReason, ManagerStats, VictimStatus};
 use rampart::kernel::{monotonic_ns, AttachMode, Dataplane, KernelError};
 
 mod frag_policy;
+mod steps;
 mod watch;
 
 pub use frag_policy::{fragment_policy_demo, FragPolicyResult};
-use watch::{ms_between, no_rule_diagnosis, Counted, Watch};
+use steps::*;
+use watch::{ms_between, Counted, Watch};
 
 /// The attacked address: the edge's address on the attacker's link.
 pub const VICTIM: Ipv4Addr = Ipv4Addr::new(10, 214, 2, 1);
@@ -378,132 +380,27 @@ pub fn run_scenario(
     let stats_before = det.manager.stats();
     let counters_before = dp.counters()?;
     let legit_time = sc.legit_time();
-    let legit_count = (f64::from(sc.legit_pps) * legit_time.as_secs_f64()).ceil() as u32;
-    let mut receivers = Vec::new();
-    for s in LEGIT_STREAMS {
-        receivers.push(Receiver::start(
-            &net.edge,
-            sa(s.to),
-            legit_count,
-            legit_time + RECEIVER_SLACK,
-        )?);
-    }
-    let mut senders = Vec::new();
-    for s in LEGIT_STREAMS {
-        senders.push(Background::start(
-            &net.client,
-            sa(s.from),
-            sa(s.to),
-            legit_count,
-            sc.legit_pps,
-            s.len,
-        )?);
-    }
+    let (senders, receivers) = start_legit(net, sc, legit_time)?;
 
-    let mut watch = Watch {
-        kind: sc.kind,
-        start,
-        pre,
-        rules: Vec::new(),
-        last_pass: None,
-        last_poll: None,
-        last_tick: (Instant::now(), dp.counters()?),
-        sample_every: 0,
-        longest_pass: Duration::ZERO,
-        peaks: [None, None],
-        anomalous_ticks: [0, 0],
-        noted: 0,
-        progress: &mut progress,
-    };
+    let mut watch = Watch::new(sc.kind, start, pre, dp.counters()?, &mut progress);
     let taken = AtomicU64::new(0);
     while start.elapsed() < sc.calm {
         watch.step(dp, det, "calm", &taken)?;
     }
+    let attack = send_attack(net, dp, det, sc, &mut watch, &taken)?;
 
-    let mut plan = AttackPlan::new(sc.kind, spoofed_sources(), VICTIM);
-    plan.packets = sc.attack_packets;
-    plan.rate_pps = sc.attack_pps;
-    plan.seed = sc.seed;
-    plan.time_limit = (sc.attack_time() * 2 + Duration::from_secs(2)).min(HARD_TIME_LIMIT);
-    let frames = plan.frames(L2::resolve(&net.attacker, ATTACKER_IF, VICTIM)?)?;
-    let attack = std::thread::scope(|s| -> Result<AttackReport, ScenarioError> {
-        let counted = Counted {
-            inner: frames,
-            taken: &taken,
-        };
-        let (attacker, pacing) = (&net.attacker, Pacing::of(&plan));
-        let sender = s.spawn(move || send_frames(attacker, ATTACKER_IF, pacing, counted));
-        drive_while_sending(sender, "attack", || watch.step(dp, det, "attack", &taken))
-    })?;
-
-    let after = Instant::now();
-    loop {
-        let rules_done = if watch.rules.is_empty() {
-            after.elapsed() >= NO_RULE_GRACE
-        } else {
-            watch.rules.iter().all(|r| r.expired_ns.is_some())
-        };
-        let legit_done = start.elapsed() >= legit_time;
-        if (rules_done && legit_done) || after.elapsed() >= sc.expiry_timeout {
-            break;
-        }
-        watch.step(dp, det, "after", &taken)?;
-    }
+    watch_after(dp, det, sc, &mut watch, legit_time, &taken)?;
     let longest_pass_ms = watch.longest_pass.as_secs_f64() * 1e3;
-    let (peaks, anomalous_ticks, noted) = (watch.peaks.clone(), watch.anomalous_ticks, watch.noted);
+    let samples_lost = samples_lost(dp, &counters_before, &mut notes)?;
+    notes.extend(watch.diagnosis(det, &stats_before, samples_lost));
     let rules = watch.rules;
-    let samples_lost = counters_before
-        .delta(&dp.counters()?)
-        .reason(Reason::EvSampleDropped)
-        .packets;
-    if samples_lost > 0 {
-        notes.push(format!(
-            "{samples_lost} samples were lost in the ring (the loop fell behind)"
-        ));
-    }
-    if rules.iter().all(|r| r.before_attack) {
-        notes.push(no_rule_diagnosis(
-            &peaks,
-            anomalous_ticks,
-            noted,
-            det.manager.config().floor_pps,
-            &stats_before,
-            &det.manager.stats(),
-            samples_lost,
-        ));
-    }
 
-    let mut legit_sent = 0u64;
-    for s in senders {
-        legit_sent += u64::from(s.finish()?);
-    }
-    let mut legit_delivered = 0u64;
-    for r in receivers {
-        legit_delivered += u64::from(r.finish()?);
-    }
+    let (legit_sent, legit_delivered) = finish_legit(senders, receivers)?;
     let legit_lost = legit_sent.saturating_sub(legit_delivered);
-
-    // Rules the tables refused never showed up as active: say so.
-    for g in det.manager.history() {
-        let ours = g.created.at_ns >= start_ns && !rules.iter().any(|r| r.id == g.id);
-        if let (true, Some(e)) = (ours, &g.expired) {
-            notes.push(format!(
-                "rule {:#x} `{}` left at once: {:?}",
-                g.id,
-                g.expression(),
-                e.reason
-            ));
-        }
-    }
+    refused_rule_notes(det, start_ns, &rules, &mut notes);
 
     let for_attack: Vec<&RuleOutcome> = rules.iter().filter(|r| !r.before_attack).collect();
-    let before: Vec<&RuleOutcome> = rules.iter().filter(|r| r.before_attack).collect();
-    for r in &before {
-        notes.push(format!(
-            "rule {:#x} `{}` appeared BEFORE the attack, on legitimate traffic alone",
-            r.id, r.expression
-        ));
-    }
+    before_attack_notes(&rules, &mut notes);
     let rule_drops: u64 = rules.iter().map(|r| r.dropped).sum();
     let attack_dropped = rule_drops.saturating_sub(legit_lost);
     let sent = u64::from(attack.frames);
@@ -516,50 +413,15 @@ pub fn run_scenario(
     if frames_after_rule == Some(0) {
         notes.push("the first rule came after the last attack frame".into());
     }
-    let first_frame = attack.first_frame_ns.unwrap_or(start_ns);
-    let ttm_ms = for_attack
-        .iter()
-        .filter_map(|r| r.first_drop_ns)
-        .min()
-        .map(|d| ms_between(first_frame, d));
-    let rule_after_ms = first.map(|r| ms_between(first_frame, r.loaded_ns));
-    let expired_after_ms = match (rules.is_empty(), attack.last_frame_ns) {
-        (false, Some(last)) if rules.iter().all(|r| r.expired_ns.is_some()) => rules
-            .iter()
-            .filter_map(|r| r.expired_ns)
-            .max()
-            .map(|e| ms_between(last, e)),
-        _ => None,
-    };
+    let (ttm_ms, rule_after_ms, expired_after_ms) =
+        timings(&attack, start_ns, &rules, &for_attack, first.copied());
     if !rules.iter().all(|r| r.expired_ns.is_some()) {
         notes.push(format!(
             "not every rule expired within {:.0} s of the attack's end",
             sc.expiry_timeout.as_secs_f64()
         ));
     }
-    for r in &for_attack {
-        if r.dropped == 0 && r.detector_hits > 0 {
-            notes.push(format!(
-                "rule {:#x}: the detector counted ~{} packets as matching it (sampled packets \
-                 are matched against the fingerprint in userspace), but XDP dropped none",
-                r.id, r.detector_hits
-            ));
-        }
-    }
-    if sc.kind == AttackKind::FragmentFlood {
-        notes.push(
-            "XDP rules never classify non-first fragments: they get their first fragment's \
-             verdict, or the fragment policy when it was never seen (xdp-ebpf/src/frag.rs), so \
-             a generated rule cannot drop this flood; only `frag_policy = drop` can"
-                .into(),
-        );
-    }
-    if attack.timed_out {
-        notes.push(format!(
-            "the attack hit its time limit after {} of {} frames",
-            attack.frames, sc.attack_packets
-        ));
-    }
+    attack_notes(sc, &attack, &for_attack, &mut notes);
     Ok(ScenarioResult {
         kind: sc.kind,
         fingerprints: for_attack.iter().map(|r| r.expression.clone()).collect(),

@@ -43,7 +43,33 @@ pub(super) struct Watch<'p, P: FnMut(&Progress)> {
     pub(super) progress: &'p mut P,
 }
 
-impl<P: FnMut(&Progress)> Watch<'_, P> {
+impl<'p, P: FnMut(&Progress)> Watch<'p, P> {
+    /// The state at the start of a scenario: `pre` are the rules already active, `counters`
+    /// the data plane's counters now.
+    pub(super) fn new(
+        kind: AttackKind,
+        start: Instant,
+        pre: HashSet<u32>,
+        counters: Snapshot,
+        progress: &'p mut P,
+    ) -> Self {
+        Watch {
+            kind,
+            start,
+            pre,
+            rules: Vec::new(),
+            last_pass: None,
+            last_poll: None,
+            last_tick: (Instant::now(), counters),
+            sample_every: 0,
+            longest_pass: Duration::ZERO,
+            peaks: [None, None],
+            anomalous_ticks: [0, 0],
+            noted: 0,
+            progress,
+        }
+    }
+
     /// One pass of the loop, then the rule bookkeeping; `taken`: attack frames sent so far, read
     /// after the pass (a pass that ingests a backlog of samples lasts a while).
     pub(super) fn step(
@@ -141,6 +167,26 @@ impl<P: FnMut(&Progress)> Watch<'_, P> {
 }
 
 impl<P: FnMut(&Progress)> Watch<'_, P> {
+    /// Why no rule came for the attack, when none did (from what the detector saw).
+    pub(super) fn diagnosis(
+        &self,
+        det: &DetectionLoop,
+        stats_before: &ManagerStats,
+        samples_lost: u64,
+    ) -> Option<String> {
+        self.rules.iter().all(|r| r.before_attack).then(|| {
+            no_rule_diagnosis(
+                &self.peaks,
+                self.anomalous_ticks,
+                self.noted,
+                det.manager.config().floor_pps,
+                stats_before,
+                &det.manager.stats(),
+                samples_lost,
+            )
+        })
+    }
+
     /// Keeps the busiest address victim and the busiest prefix victim, and counts the progress
     /// times at which some victim of each kind was anomalous.
     pub(super) fn note_victims(&mut self, det: &DetectionLoop) {
@@ -160,7 +206,7 @@ impl<P: FnMut(&Progress)> Watch<'_, P> {
 }
 
 /// Why no rule came, from what the detector saw: for a result without one.
-pub(super) fn no_rule_diagnosis(
+fn no_rule_diagnosis(
     peaks: &[Option<VictimStatus>; 2],
     anomalous: [u32; 2],
     noted: u32,
