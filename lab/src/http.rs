@@ -161,26 +161,7 @@ pub fn run_http_phase(
         ready_within: Duration::from_secs(20),
     })?;
     let flood_plan = flood_plan(plan);
-    progress(&format!(
-        "daemon serving on :{PROXY_PORT} (XDP native on ec0 and ea0, detector floor {} pps, \
-         default WAF rules); files in {}",
-        plan.floor_pps,
-        stage.dir.display()
-    ));
-    progress(&format!(
-        "{} legitimate clients ({CLIENT_NS}) at {} req/s each for {:.0} s; attacker \
-         {ATTACKER_IP}: {} SQLi/XSS requests, then a login brute force; at {:.0} s a UDP \
-         reflection flood ({} frames at {}/s from spoofed {}) to {EDGE_ATTACKER_SIDE}",
-        plan.legit_clients,
-        plan.legit_rate,
-        plan.duration.as_secs_f64(),
-        super::http_payloads::attacks().len(),
-        plan.flood_at().as_secs_f64(),
-        flood_plan.packets,
-        flood_plan.rate_pps,
-        flood_plan.src_prefix,
-    ));
-    progress("live, once a second: legitimate requests served (p50 latency so far) | WAF blocks | rate-limited | jailed | XDP drops | generated rules");
+    announce(plan, &stage, &flood_plan, &mut progress);
 
     let legit = LegitStats::default();
     let attack = AttackerStats::default();
@@ -228,27 +209,9 @@ pub fn run_http_phase(
 
     let flood = flood.unwrap_or_default();
     let seen = *first_rule.lock().unwrap_or_else(|e| e.into_inner());
-    let (rule_after, rule_before_flood) = match (seen, flood.first_frame_ns) {
-        (Some(seen), Some(first)) if seen >= first => {
-            (Some(Duration::from_nanos(seen - first)), false)
-        }
-        (Some(_), _) => (None, true),
-        (None, _) => (None, false),
-    };
     Ok(HttpReport {
         duration: plan.duration,
-        legit: LegitSummary {
-            clients: plan.legit_clients,
-            sent: legit.sent.load(Relaxed),
-            served: legit.served.load(Relaxed),
-            failed: legit.failed.load(Relaxed),
-            p50: legit.latency(0.5),
-            p99: legit.latency(0.99),
-            origin_a: legit.origin_a.load(Relaxed),
-            origin_b: legit.origin_b.load(Relaxed),
-            workerd: legit.workerd.load(Relaxed),
-            failures: legit.failures(),
-        },
+        legit: legit_summary(plan, &legit),
         waf: WafSummary {
             sent: attack.waf_sent.load(Relaxed),
             blocked: attack.waf_blocked.load(Relaxed),
@@ -264,26 +227,88 @@ pub fn run_http_phase(
             after_jail_attempts: attack.after_jail_attempts.load(Relaxed),
             after_jail_connected: attack.after_jail_connected.load(Relaxed),
         },
-        flood: FloodSummary {
-            what: format!(
-                "{} from spoofed {} to {}",
-                flood_plan.kind, flood_plan.src_prefix, flood_plan.dst
-            ),
-            frames: flood.frames,
-            rate_pps: flood.rate_pps(),
-            rule_after,
-            rule_before_flood,
-            rules: generated
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect(),
-        },
+        flood: flood_summary(&flood_plan, &flood, seen, &generated),
         xdp_drops: parse_drops(&counters),
         daemon: DaemonCounts::parse(&status),
         audit: AuditSummary::parse(&audit),
     })
+}
+
+/// The phase's opening lines: where the daemon serves, and what traffic is coming.
+fn announce(
+    plan: &HttpPlan,
+    stage: &Stage,
+    flood_plan: &AttackPlan,
+    progress: &mut impl FnMut(&str),
+) {
+    progress(&format!(
+        "daemon serving on :{PROXY_PORT} (XDP native on ec0 and ea0, detector floor {} pps, \
+         default WAF rules); files in {}",
+        plan.floor_pps,
+        stage.dir.display()
+    ));
+    progress(&format!(
+        "{} legitimate clients ({CLIENT_NS}) at {} req/s each for {:.0} s; attacker \
+         {ATTACKER_IP}: {} SQLi/XSS requests, then a login brute force; at {:.0} s a UDP \
+         reflection flood ({} frames at {}/s from spoofed {}) to {EDGE_ATTACKER_SIDE}",
+        plan.legit_clients,
+        plan.legit_rate,
+        plan.duration.as_secs_f64(),
+        super::http_payloads::attacks().len(),
+        plan.flood_at().as_secs_f64(),
+        flood_plan.packets,
+        flood_plan.rate_pps,
+        flood_plan.src_prefix,
+    ));
+    progress("live, once a second: legitimate requests served (p50 latency so far) | WAF blocks | rate-limited | jailed | XDP drops | generated rules");
+}
+
+/// What the legitimate clients saw.
+fn legit_summary(plan: &HttpPlan, legit: &LegitStats) -> LegitSummary {
+    LegitSummary {
+        clients: plan.legit_clients,
+        sent: legit.sent.load(Relaxed),
+        served: legit.served.load(Relaxed),
+        failed: legit.failed.load(Relaxed),
+        p50: legit.latency(0.5),
+        p99: legit.latency(0.99),
+        origin_a: legit.origin_a.load(Relaxed),
+        origin_b: legit.origin_b.load(Relaxed),
+        workerd: legit.workerd.load(Relaxed),
+        failures: legit.failures(),
+    }
+}
+
+/// What became of the flood: how fast the first generated rule came after its first frame.
+fn flood_summary(
+    flood_plan: &AttackPlan,
+    flood: &AttackReport,
+    seen: Option<u64>,
+    generated: &str,
+) -> FloodSummary {
+    let (rule_after, rule_before_flood) = match (seen, flood.first_frame_ns) {
+        (Some(seen), Some(first)) if seen >= first => {
+            (Some(Duration::from_nanos(seen - first)), false)
+        }
+        (Some(_), _) => (None, true),
+        (None, _) => (None, false),
+    };
+    FloodSummary {
+        what: format!(
+            "{} from spoofed {} to {}",
+            flood_plan.kind, flood_plan.src_prefix, flood_plan.dst
+        ),
+        frames: flood.frames,
+        rate_pps: flood.rate_pps(),
+        rule_after,
+        rule_before_flood,
+        rules: generated
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+    }
 }
 
 /// An NTP-style reflection flood from the benchmarking range (RFC 2544) to the edge's

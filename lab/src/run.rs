@@ -32,6 +32,7 @@ use super::scenario::{
     Scenario, ScenarioError, ScenarioResult, LEGIT_STREAMS, VICTIM,
 };
 use super::traffic::{send_udp, Receiver};
+use rampart::counters::Snapshot;
 use rampart::detection_loop::{DetectionLoop, LoopError};
 use rampart::kernel::{Dataplane, LoadOptions};
 
@@ -267,6 +268,20 @@ fn operator_phase(net: &LabNet, plan: &LabPlan) -> Result<Vec<String>, LabRunErr
         "delivered to sockets on the edge: legitimate {legit}/{}, reflection {ntp}, flood {flood}",
         plan.legit
     );
+    let failed = operator_checks(plan, &delta, legit, ntp);
+    if failed.is_empty() {
+        println!(
+            "lab: phase 1 OK: {} dropped in XDP, all {legit} legitimate datagrams delivered",
+            delta.dropped()
+        );
+    }
+    // Detaches from the edge's interfaces.
+    drop(dp);
+    Ok(failed)
+}
+
+/// Phase 1's checks on the XDP counters and the sockets: the ones that failed.
+fn operator_checks(plan: &LabPlan, delta: &Snapshot, legit: u32, ntp: u32) -> Vec<String> {
     let checks = [
         (
             legit == plan.legit,
@@ -291,15 +306,7 @@ fn operator_phase(net: &LabNet, plan: &LabPlan) -> Result<Vec<String>, LabRunErr
         .filter(|(ok, _)| !ok)
         .map(|(_, w)| format!("operator rules: {w}"))
         .collect();
-    if failed.is_empty() {
-        println!(
-            "lab: phase 1 OK: {} dropped in XDP, all {legit} legitimate datagrams delivered",
-            delta.dropped()
-        );
-    }
-    // Detaches from the edge's interfaces.
-    drop(dp);
-    Ok(failed)
+    failed
 }
 
 /// Phase 2: the detector against every attack kind. Returns the checks that failed.
@@ -371,23 +378,7 @@ fn detector_phase(net: &LabNet, plan: &LabPlan) -> Result<Vec<String>, LabRunErr
             r.longest_pass_ms
         );
         if kind == AttackKind::FragmentFlood {
-            println!(
-                "  the same flood again with frag_policy = drop ({} frames):",
-                plan.frag_policy_packets
-            );
-            let f = fragment_policy_demo(
-                net,
-                &mut dp,
-                &mut det,
-                plan.frag_policy_packets,
-                plan.attack_pps,
-            )?;
-            println!(
-                "  {} of {} fragments dropped by the fragment policy ({:.2}%); policy back to pass",
-                f.dropped_by_policy,
-                f.attack.frames,
-                f.share() * 100.0
-            );
+            let f = frag_policy_again(net, &mut dp, &mut det, plan)?;
             frag = Some(f);
         }
         results.push(r);
@@ -405,6 +396,27 @@ fn detector_phase(net: &LabNet, plan: &LabPlan) -> Result<Vec<String>, LabRunErr
         );
     }
     Ok(failed)
+}
+
+/// After the fragment flood's scenario: the same flood again under `frag_policy = drop`.
+fn frag_policy_again(
+    net: &LabNet,
+    dp: &mut Dataplane,
+    det: &mut DetectionLoop,
+    plan: &LabPlan,
+) -> Result<FragPolicyResult, LabRunError> {
+    println!(
+        "  the same flood again with frag_policy = drop ({} frames):",
+        plan.frag_policy_packets
+    );
+    let f = fragment_policy_demo(net, dp, det, plan.frag_policy_packets, plan.attack_pps)?;
+    println!(
+        "  {} of {} fragments dropped by the fragment policy ({:.2}%); policy back to pass",
+        f.dropped_by_policy,
+        f.attack.frames,
+        f.share() * 100.0
+    );
+    Ok(f)
 }
 
 /// Phase 3: the daemon end to end. Returns the checks that failed.

@@ -39,6 +39,14 @@ use rampart::detection_loop::{DetectionLoop, LoopConfig, LoopError};
 use rampart::detector::{Creation, ExpiryReason, ManagerStats, VictimStatus};
 use rampart::kernel::{monotonic_ns, AttachMode, Dataplane, KernelError};
 
+mod frag_policy;
+mod steps;
+mod watch;
+
+pub use frag_policy::{fragment_policy_demo, FragPolicyResult};
+use steps::*;
+use watch::{ms_between, Counted, Watch};
+
 /// The attacked address: the edge's address on the attacker's link.
 pub const VICTIM: Ipv4Addr = Ipv4Addr::new(10, 214, 2, 1);
 /// The attacker's interface (frames are crafted and sent there).
@@ -348,217 +356,6 @@ impl ScenarioResult {
     }
 }
 
-/// Counts the frames the sender takes, so the count at any moment says how many were handed to
-/// the kernel (at most one more: the frame waiting for its turn).
-struct Counted<'a, I> {
-    inner: I,
-    taken: &'a AtomicU64,
-}
-
-impl<I: Iterator<Item = Vec<u8>>> Iterator for Counted<'_, I> {
-    type Item = Vec<u8>;
-
-    fn next(&mut self) -> Option<Vec<u8>> {
-        let f = self.inner.next();
-        if f.is_some() {
-            self.taken.fetch_add(1, Ordering::SeqCst);
-        }
-        f
-    }
-}
-
-/// State of the loop across the phases of one scenario.
-struct Watch<'p, P: FnMut(&Progress)> {
-    kind: AttackKind,
-    start: Instant,
-    /// Rules active before the scenario: not its own.
-    pre: HashSet<u32>,
-    rules: Vec<RuleOutcome>,
-    last_pass: Option<Instant>,
-    last_poll: Option<Instant>,
-    last_tick: (Instant, Snapshot),
-    sample_every: u32,
-    /// The longest pass (wait for samples, ingest, tick, table load).
-    longest_pass: Duration,
-    /// The busiest address and prefix victims the detector saw during the attack and after (at
-    /// progress times), and at how many of those times each was anomalous.
-    peaks: [Option<VictimStatus>; 2],
-    anomalous_ticks: [u32; 2],
-    noted: u32,
-    progress: &'p mut P,
-}
-
-impl<P: FnMut(&Progress)> Watch<'_, P> {
-    /// One pass of the loop, then the rule bookkeeping; `taken`: attack frames sent so far, read
-    /// after the pass (a pass that ingests a backlog of samples lasts a while).
-    fn step(
-        &mut self,
-        dp: &mut Dataplane,
-        det: &mut DetectionLoop,
-        phase: &'static str,
-        taken: &AtomicU64,
-    ) -> Result<(), ScenarioError> {
-        if let Some(rest) = self
-            .last_pass
-            .and_then(|t| MIN_PASS_GAP.checked_sub(t.elapsed()))
-        {
-            std::thread::sleep(rest);
-        }
-        let began = Instant::now();
-        self.last_pass = Some(began);
-        let pass = det.pass(dp, Duration::from_millis(20))?;
-        let frames = taken.load(Ordering::SeqCst);
-        let now = monotonic_ns()?;
-        self.longest_pass = self.longest_pass.max(began.elapsed());
-        self.sample_every = pass.sample_every;
-        for g in det.manager.rules() {
-            if self.pre.contains(&g.id) || self.rules.iter().any(|r| r.id == g.id) {
-                continue;
-            }
-            self.rules.push(RuleOutcome {
-                id: g.id,
-                expression: g.expression(),
-                created: g.created.clone(),
-                loaded_ns: now,
-                frames_before: frames,
-                before_attack: phase == "calm",
-                matched: 0,
-                dropped: 0,
-                detector_hits: 0,
-                first_drop_ns: None,
-                expired_ns: None,
-                expiry: None,
-            });
-        }
-        let due = pass.reloaded || self.last_poll.is_none_or(|t| t.elapsed() >= COUNTER_POLL);
-        if due {
-            let snap = dp.counters()?;
-            let now = monotonic_ns()?;
-            self.last_poll = Some(Instant::now());
-            for r in self.rules.iter_mut().filter(|r| r.expired_ns.is_none()) {
-                if let Some(c) = snap.rule(r.id) {
-                    r.matched = r.matched.max(c.matched.packets);
-                    r.dropped = r.dropped.max(c.dropped.packets);
-                    if r.dropped > 0 && r.first_drop_ns.is_none() {
-                        r.first_drop_ns = Some(now);
-                    }
-                }
-            }
-            let secs = self.last_tick.0.elapsed().as_secs_f64();
-            if secs >= 1.0 {
-                let d = self.last_tick.1.delta(&snap);
-                (self.progress)(&Progress {
-                    kind: self.kind,
-                    phase,
-                    elapsed: self.start.elapsed(),
-                    edge_pps: d.packets() as f64 / secs,
-                    dropped_pps: d.dropped() as f64 / secs,
-                    rules_active: det.manager.rules().len(),
-                    sample_every: self.sample_every,
-                });
-                self.last_tick = (Instant::now(), snap);
-                if phase != "calm" {
-                    self.note_victims(det);
-                }
-            }
-        }
-        for r in self.rules.iter_mut() {
-            let Some(g) = det.manager.rule(r.id) else {
-                continue;
-            };
-            r.detector_hits = g.hits;
-            if r.expired_ns.is_none() {
-                if let Some(e) = &g.expired {
-                    r.expired_ns = Some(e.at_ns);
-                    r.expiry = Some(match &e.reason {
-                        ExpiryReason::Idle { ttl_ns, .. } => format!(
-                            "idle: no sampled match for its TTL of {:.1} s",
-                            *ttl_ns as f64 / 1e9
-                        ),
-                        ExpiryReason::Deleted => "deleted".into(),
-                        ExpiryReason::Refused { why } => format!("refused by the tables: {why}"),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<P: FnMut(&Progress)> Watch<'_, P> {
-    /// Keeps the busiest address victim and the busiest prefix victim, and counts the progress
-    /// times at which some victim of each kind was anomalous.
-    fn note_victims(&mut self, det: &DetectionLoop) {
-        let mut anomalous = [false; 2];
-        for v in det.manager.victims() {
-            let slot = usize::from(v.key.len != 128);
-            anomalous[slot] |= v.anomalous;
-            if self.peaks[slot].as_ref().is_none_or(|p| v.pps > p.pps) {
-                self.peaks[slot] = Some(v);
-            }
-        }
-        for (n, a) in self.anomalous_ticks.iter_mut().zip(anomalous) {
-            *n += u32::from(a);
-        }
-        self.noted += 1;
-    }
-}
-
-/// Why no rule came, from what the detector saw: for a result without one.
-fn no_rule_diagnosis(
-    peaks: &[Option<VictimStatus>; 2],
-    anomalous: [u32; 2],
-    noted: u32,
-    floor_pps: f64,
-    before: &ManagerStats,
-    after: &ManagerStats,
-    samples_lost: u64,
-) -> String {
-    let (b, a) = (&before.detector, &after.detector);
-    let victims: Vec<String> = peaks
-        .iter()
-        .zip(anomalous)
-        .zip(["address", "prefix"])
-        .filter_map(|((v, n), kind)| v.as_ref().map(|v| (v, n, kind)))
-        .map(|(v, n, kind)| {
-            format!(
-                "the busiest {kind} victim, {}, peaked at {:.0} pps (baseline {:.0} pps, {} calm \
-                 reference samples, left out: {}); some {kind} victim was anomalous at {n} of \
-                 {noted} progress ticks",
-                v.key,
-                v.pps,
-                v.baseline_pps,
-                v.baseline_samples,
-                if v.excluded_fields.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    v.excluded_fields.join(", ")
-                }
-            )
-        })
-        .collect();
-    format!(
-        "no rule: {} (floor {floor_pps:.0} pps); during the scenario the detector counted {} \
-         samples, started {} lattices, had {} anomalies without a collateral reference and {} \
-         selections that left the attack uncovered; {} proposals were refused; {samples_lost} \
-         samples were lost in the ring",
-        if victims.is_empty() {
-            "the detector tracked no victim".to_string()
-        } else {
-            victims.join("; ")
-        },
-        a.samples.saturating_sub(b.samples),
-        a.attacks_started.saturating_sub(b.attacks_started),
-        a.no_reference.saturating_sub(b.no_reference),
-        a.unexplained.saturating_sub(b.unexplained),
-        after.refused.saturating_sub(before.refused)
-    )
-}
-
-fn ms_between(from_ns: u64, to_ns: u64) -> f64 {
-    to_ns.saturating_sub(from_ns) as f64 / 1e6
-}
-
 /// Runs one scenario on a lab whose edge has `dp` attached and `det` reading its samples:
 /// legitimate streams ([`LEGIT_STREAMS`]) for `calm`, the attack, and `legit_after`; the loop
 /// runs until the attack has ended and every rule generated during the scenario has expired (or
@@ -583,132 +380,27 @@ pub fn run_scenario(
     let stats_before = det.manager.stats();
     let counters_before = dp.counters()?;
     let legit_time = sc.legit_time();
-    let legit_count = (f64::from(sc.legit_pps) * legit_time.as_secs_f64()).ceil() as u32;
-    let mut receivers = Vec::new();
-    for s in LEGIT_STREAMS {
-        receivers.push(Receiver::start(
-            &net.edge,
-            sa(s.to),
-            legit_count,
-            legit_time + RECEIVER_SLACK,
-        )?);
-    }
-    let mut senders = Vec::new();
-    for s in LEGIT_STREAMS {
-        senders.push(Background::start(
-            &net.client,
-            sa(s.from),
-            sa(s.to),
-            legit_count,
-            sc.legit_pps,
-            s.len,
-        )?);
-    }
+    let (senders, receivers) = start_legit(net, sc, legit_time)?;
 
-    let mut watch = Watch {
-        kind: sc.kind,
-        start,
-        pre,
-        rules: Vec::new(),
-        last_pass: None,
-        last_poll: None,
-        last_tick: (Instant::now(), dp.counters()?),
-        sample_every: 0,
-        longest_pass: Duration::ZERO,
-        peaks: [None, None],
-        anomalous_ticks: [0, 0],
-        noted: 0,
-        progress: &mut progress,
-    };
+    let mut watch = Watch::new(sc.kind, start, pre, dp.counters()?, &mut progress);
     let taken = AtomicU64::new(0);
     while start.elapsed() < sc.calm {
         watch.step(dp, det, "calm", &taken)?;
     }
+    let attack = send_attack(net, dp, det, sc, &mut watch, &taken)?;
 
-    let mut plan = AttackPlan::new(sc.kind, spoofed_sources(), VICTIM);
-    plan.packets = sc.attack_packets;
-    plan.rate_pps = sc.attack_pps;
-    plan.seed = sc.seed;
-    plan.time_limit = (sc.attack_time() * 2 + Duration::from_secs(2)).min(HARD_TIME_LIMIT);
-    let frames = plan.frames(L2::resolve(&net.attacker, ATTACKER_IF, VICTIM)?)?;
-    let attack = std::thread::scope(|s| -> Result<AttackReport, ScenarioError> {
-        let counted = Counted {
-            inner: frames,
-            taken: &taken,
-        };
-        let (attacker, pacing) = (&net.attacker, Pacing::of(&plan));
-        let sender = s.spawn(move || send_frames(attacker, ATTACKER_IF, pacing, counted));
-        drive_while_sending(sender, "attack", || watch.step(dp, det, "attack", &taken))
-    })?;
-
-    let after = Instant::now();
-    loop {
-        let rules_done = if watch.rules.is_empty() {
-            after.elapsed() >= NO_RULE_GRACE
-        } else {
-            watch.rules.iter().all(|r| r.expired_ns.is_some())
-        };
-        let legit_done = start.elapsed() >= legit_time;
-        if (rules_done && legit_done) || after.elapsed() >= sc.expiry_timeout {
-            break;
-        }
-        watch.step(dp, det, "after", &taken)?;
-    }
+    watch_after(dp, det, sc, &mut watch, legit_time, &taken)?;
     let longest_pass_ms = watch.longest_pass.as_secs_f64() * 1e3;
-    let (peaks, anomalous_ticks, noted) = (watch.peaks.clone(), watch.anomalous_ticks, watch.noted);
+    let samples_lost = samples_lost(dp, &counters_before, &mut notes)?;
+    notes.extend(watch.diagnosis(det, &stats_before, samples_lost));
     let rules = watch.rules;
-    let samples_lost = counters_before
-        .delta(&dp.counters()?)
-        .reason(Reason::EvSampleDropped)
-        .packets;
-    if samples_lost > 0 {
-        notes.push(format!(
-            "{samples_lost} samples were lost in the ring (the loop fell behind)"
-        ));
-    }
-    if rules.iter().all(|r| r.before_attack) {
-        notes.push(no_rule_diagnosis(
-            &peaks,
-            anomalous_ticks,
-            noted,
-            det.manager.config().floor_pps,
-            &stats_before,
-            &det.manager.stats(),
-            samples_lost,
-        ));
-    }
 
-    let mut legit_sent = 0u64;
-    for s in senders {
-        legit_sent += u64::from(s.finish()?);
-    }
-    let mut legit_delivered = 0u64;
-    for r in receivers {
-        legit_delivered += u64::from(r.finish()?);
-    }
+    let (legit_sent, legit_delivered) = finish_legit(senders, receivers)?;
     let legit_lost = legit_sent.saturating_sub(legit_delivered);
-
-    // Rules the tables refused never showed up as active: say so.
-    for g in det.manager.history() {
-        let ours = g.created.at_ns >= start_ns && !rules.iter().any(|r| r.id == g.id);
-        if let (true, Some(e)) = (ours, &g.expired) {
-            notes.push(format!(
-                "rule {:#x} `{}` left at once: {:?}",
-                g.id,
-                g.expression(),
-                e.reason
-            ));
-        }
-    }
+    refused_rule_notes(det, start_ns, &rules, &mut notes);
 
     let for_attack: Vec<&RuleOutcome> = rules.iter().filter(|r| !r.before_attack).collect();
-    let before: Vec<&RuleOutcome> = rules.iter().filter(|r| r.before_attack).collect();
-    for r in &before {
-        notes.push(format!(
-            "rule {:#x} `{}` appeared BEFORE the attack, on legitimate traffic alone",
-            r.id, r.expression
-        ));
-    }
+    before_attack_notes(&rules, &mut notes);
     let rule_drops: u64 = rules.iter().map(|r| r.dropped).sum();
     let attack_dropped = rule_drops.saturating_sub(legit_lost);
     let sent = u64::from(attack.frames);
@@ -721,50 +413,15 @@ pub fn run_scenario(
     if frames_after_rule == Some(0) {
         notes.push("the first rule came after the last attack frame".into());
     }
-    let first_frame = attack.first_frame_ns.unwrap_or(start_ns);
-    let ttm_ms = for_attack
-        .iter()
-        .filter_map(|r| r.first_drop_ns)
-        .min()
-        .map(|d| ms_between(first_frame, d));
-    let rule_after_ms = first.map(|r| ms_between(first_frame, r.loaded_ns));
-    let expired_after_ms = match (rules.is_empty(), attack.last_frame_ns) {
-        (false, Some(last)) if rules.iter().all(|r| r.expired_ns.is_some()) => rules
-            .iter()
-            .filter_map(|r| r.expired_ns)
-            .max()
-            .map(|e| ms_between(last, e)),
-        _ => None,
-    };
+    let (ttm_ms, rule_after_ms, expired_after_ms) =
+        timings(&attack, start_ns, &rules, &for_attack, first.copied());
     if !rules.iter().all(|r| r.expired_ns.is_some()) {
         notes.push(format!(
             "not every rule expired within {:.0} s of the attack's end",
             sc.expiry_timeout.as_secs_f64()
         ));
     }
-    for r in &for_attack {
-        if r.dropped == 0 && r.detector_hits > 0 {
-            notes.push(format!(
-                "rule {:#x}: the detector counted ~{} packets as matching it (sampled packets \
-                 are matched against the fingerprint in userspace), but XDP dropped none",
-                r.id, r.detector_hits
-            ));
-        }
-    }
-    if sc.kind == AttackKind::FragmentFlood {
-        notes.push(
-            "XDP rules never classify non-first fragments: they get their first fragment's \
-             verdict, or the fragment policy when it was never seen (xdp-ebpf/src/frag.rs), so \
-             a generated rule cannot drop this flood; only `frag_policy = drop` can"
-                .into(),
-        );
-    }
-    if attack.timed_out {
-        notes.push(format!(
-            "the attack hit its time limit after {} of {} frames",
-            attack.frames, sc.attack_packets
-        ));
-    }
+    attack_notes(sc, &attack, &for_attack, &mut notes);
     Ok(ScenarioResult {
         kind: sc.kind,
         fingerprints: for_attack.iter().map(|r| r.expression.clone()).collect(),
@@ -796,76 +453,6 @@ pub fn run_scenario(
         rules,
         attack,
         notes,
-    })
-}
-
-/// What `frag_policy = drop` did to a fragment flood.
-#[derive(Clone, Copy, Debug)]
-pub struct FragPolicyResult {
-    pub attack: AttackReport,
-    /// Packets counted under `drop_frag_policy` while the flood ran.
-    pub dropped_by_policy: u64,
-}
-
-impl FragPolicyResult {
-    pub fn share(&self) -> f64 {
-        if self.attack.frames == 0 {
-            0.0
-        } else {
-            (self.dropped_by_policy as f64 / f64::from(self.attack.frames)).min(1.0)
-        }
-    }
-}
-
-/// Sends a fragment flood (`packets` at `pps`) with the data plane's fragment policy set to drop,
-/// the detection loop running, and puts the policy back as it was, error or not.
-pub fn fragment_policy_demo(
-    net: &LabNet,
-    dp: &mut Dataplane,
-    det: &mut DetectionLoop,
-    packets: u32,
-    pps: u32,
-) -> Result<FragPolicyResult, ScenarioError> {
-    let previous = dp.config()?.frag_policy;
-    dp.update_config(|c| c.frag_policy = POLICY_DROP)?;
-    let result = fragment_flood_now(net, dp, det, packets, pps);
-    let restored = dp.update_config(|c| c.frag_policy = previous);
-    let r = result?;
-    restored?;
-    Ok(r)
-}
-
-fn fragment_flood_now(
-    net: &LabNet,
-    dp: &mut Dataplane,
-    det: &mut DetectionLoop,
-    packets: u32,
-    pps: u32,
-) -> Result<FragPolicyResult, ScenarioError> {
-    let mut plan = AttackPlan::new(AttackKind::FragmentFlood, spoofed_sources(), VICTIM);
-    plan.packets = packets;
-    plan.rate_pps = pps;
-    plan.seed = 7;
-    let secs = f64::from(packets) / f64::from(pps.max(1));
-    plan.time_limit = Duration::from_secs_f64(secs * 2.0 + 2.0).min(HARD_TIME_LIMIT);
-    let frames = plan.frames(L2::resolve(&net.attacker, ATTACKER_IF, VICTIM)?)?;
-    let before = dp.counters()?;
-    let attack = std::thread::scope(|s| -> Result<AttackReport, ScenarioError> {
-        let (attacker, pacing) = (&net.attacker, Pacing::of(&plan));
-        let sender = s.spawn(move || send_frames(attacker, ATTACKER_IF, pacing, frames));
-        drive_while_sending(sender, "fragment flood", || {
-            std::thread::sleep(MIN_PASS_GAP);
-            det.pass(dp, Duration::from_millis(20))
-                .map(|_| ())
-                .map_err(ScenarioError::from)
-        })
-    })?;
-    // Let the last frames through the veth before reading the counters.
-    std::thread::sleep(Duration::from_millis(100));
-    let d = before.delta(&dp.counters()?);
-    Ok(FragPolicyResult {
-        attack,
-        dropped_by_policy: d.reason(Reason::DropFragPolicy).packets,
     })
 }
 

@@ -38,6 +38,8 @@ enum Failure {
     Other(String),
 }
 
+// One function on purpose (~130 lines): the retry loop shares the request parts, the body slot
+// and the tried set across attempts, and each failure arm decides retry-or-answer in place.
 pub(crate) async fn forward<B>(inner: Arc<Inner>, req: Request<B>) -> Response<ProxyBody>
 where
     B: Body<Data = Bytes> + Send + 'static,

@@ -21,6 +21,8 @@ use crate::{
 
 type Acc = [u64; BITMAP_WORDS];
 
+// One function on purpose (~100 lines): the verifier wants one straight, bounded path through
+// field ANDs and the candidate loop, and everything is `#[inline(always)]` anyway.
 /// Returns the verdict and the counter slot of the deciding rule (`NO_SLOT` when none decided).
 #[inline(always)]
 pub fn classify(
