@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::h2c;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -190,121 +192,14 @@ async fn userinfo_in_the_target_is_refused() {
 
 // ---- item 1 over HTTP/2 (h2c prior knowledge) -----------------------------------------------
 
-/// Hand-encoded HTTP/2: the connection preface, an empty SETTINGS frame and one HEADERS frame
-/// (END_STREAM | END_HEADERS, stream 1) whose fields are HPACK literals without indexing, new
-/// names, no Huffman coding (RFC 7541 §6.2.2).
+/// The preface, an empty SETTINGS and one HEADERS frame on stream 1 holding `fields` as HPACK
+/// literals (new names, no Huffman), pseudo-headers included.
 fn h2_request(fields: &[(&str, &str)]) -> Vec<u8> {
-    let mut block = Vec::new();
-    for (name, value) in fields {
-        assert!(
-            name.len() < 127 && value.len() < 127,
-            "one-byte lengths only"
-        );
-        block.push(0x00);
-        block.push(name.len() as u8);
-        block.extend_from_slice(name.as_bytes());
-        block.push(value.len() as u8);
-        block.extend_from_slice(value.as_bytes());
-    }
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    out.extend_from_slice(&frame(0x4, 0, 0, &[]));
-    out.extend_from_slice(&frame(0x1, 0x5, 1, &block));
-    out
-}
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = len.to_be_bytes()[1..].to_vec();
-    f.push(kind);
-    f.push(flags);
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// The `:status` of the response on stream 1, from the first field of its HEADERS block: an
-/// indexed static entry (RFC 7541 appendix A) or a literal with the `:status` name, whose digits
-/// may be Huffman-coded.
-fn h2_status(bytes: &[u8]) -> Option<u16> {
-    let mut rest = bytes;
-    for _ in 0..1_000 {
-        if rest.len() < 9 {
-            return None;
-        }
-        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
-        let (kind, stream) = (
-            rest[3],
-            u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff,
-        );
-        let payload = rest.get(9..9 + len)?;
-        if kind == 0x1 && stream == 1 {
-            return first_status(payload);
-        }
-        rest = &rest[9 + len..];
-    }
-    None
-}
-
-fn first_status(block: &[u8]) -> Option<u16> {
-    let b = *block.first()?;
-    if b & 0x80 != 0 {
-        let statuses = [
-            (8, 200),
-            (9, 204),
-            (10, 206),
-            (11, 304),
-            (12, 400),
-            (13, 404),
-        ];
-        return statuses
-            .iter()
-            .find(|(i, _)| *i == b & 0x7f)
-            .map(|(_, s)| *s)
-            .or(Some(500).filter(|_| b & 0x7f == 14));
-    }
-    // Literal with the static name 8 (`:status`), with or without indexing.
-    let name = if b & 0x40 != 0 { b & 0x3f } else { b & 0x0f };
-    if name != 8 {
-        return None;
-    }
-    let len_byte = *block.get(1)?;
-    let len = (len_byte & 0x7f) as usize;
-    let value = block.get(2..2 + len)?;
-    let digits = if len_byte & 0x80 != 0 {
-        huffman_digits(value)?
-    } else {
-        String::from_utf8(value.to_vec()).ok()?
-    };
-    digits.parse().ok()
-}
-
-/// Decodes Huffman-coded ASCII digits (RFC 7541 appendix B: '0'..'2' are 5 bits, '3'..'9' 6).
-fn huffman_digits(value: &[u8]) -> Option<String> {
-    let bits: Vec<u8> = value
+    let fields: Vec<(&[u8], &[u8])> = fields
         .iter()
-        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
         .collect();
-    let read = |at: usize, n: usize| -> Option<u8> {
-        bits.get(at..at + n)
-            .map(|s| s.iter().fold(0u8, |acc, b| acc << 1 | b))
-    };
-    let mut out = String::new();
-    let mut at = 0;
-    while out.len() < 3 {
-        let five = read(at, 5)?;
-        if five <= 0b00010 {
-            out.push(char::from(b'0' + five));
-            at += 5;
-            continue;
-        }
-        let six = read(at, 6)?;
-        if !(0b011001..=0b011111).contains(&six) {
-            return None;
-        }
-        out.push(char::from(b'3' + (six - 0b011001)));
-        at += 6;
-    }
-    Some(out)
+    h2c::headers_frames(&h2c::literals(&fields))
 }
 
 /// Issue 17 item 1 in HTTP/2: `:authority` wins over a `host` field at the origin too.
@@ -325,7 +220,7 @@ async fn h2_authority_and_host_agree_at_the_origin() {
             false,
         )
         .await;
-        assert_eq!(h2_status(&a.bytes), Some(200), "{:?}", a.bytes);
+        assert_eq!(h2c::status_in(&a.bytes), Some(200), "{:?}", a.bytes);
         let seen = origin.requests();
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0].header("host"), vec!["public.example"]);
@@ -344,7 +239,7 @@ async fn h2_authority_and_host_agree_at_the_origin() {
             false,
         )
         .await;
-        assert_eq!(h2_status(&a.bytes), Some(403), "{:?}", a.bytes);
+        assert_eq!(h2c::status_in(&a.bytes), Some(403), "{:?}", a.bytes);
         assert_eq!(origin.requests().len(), 1, "{:?}", origin.requests());
 
         // Two `host` fields without `:authority`: which one routes is ambiguous.
@@ -360,7 +255,7 @@ async fn h2_authority_and_host_agree_at_the_origin() {
             false,
         )
         .await;
-        assert_eq!(h2_status(&a.bytes), Some(400), "{:?}", a.bytes);
+        assert_eq!(h2c::status_in(&a.bytes), Some(400), "{:?}", a.bytes);
         assert_eq!(origin.requests().len(), 1, "{:?}", origin.requests());
 
         // Item 7 over HTTP/2: TRACE is not proxied either.
@@ -375,7 +270,7 @@ async fn h2_authority_and_host_agree_at_the_origin() {
             false,
         )
         .await;
-        assert_eq!(h2_status(&a.bytes), Some(405), "{:?}", a.bytes);
+        assert_eq!(h2c::status_in(&a.bytes), Some(405), "{:?}", a.bytes);
         assert_eq!(origin.requests().len(), 1, "{:?}", origin.requests());
         assert_eq!(stack.proxy.stats().refused.method, 1);
         assert_eq!(stack.proxy.stats().refused.host, 1);

@@ -7,6 +7,9 @@
 
 mod support;
 
+use support::h2c;
+use support::h2c::{frame, DATA, END_HEADERS, END_STREAM, HEADERS, PING, PREFACE, SETTINGS};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -378,23 +381,6 @@ async fn slow_reader_is_closed_after_send_timeout() {
 
 // ---- h2c (prior knowledge) -------------------------------------------------------------------
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-const DATA: u8 = 0;
-const HEADERS: u8 = 1;
-const SETTINGS: u8 = 4;
-const PING: u8 = 6;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-
 /// HPACK for `POST /` on `a.test` with `content-length: {len}` (static-table names, no
 /// Huffman).
 fn post_headers(len: &str) -> Vec<u8> {
@@ -425,23 +411,7 @@ async fn h2_read(s: &mut TcpStream, limit: Duration) -> (Vec<(u8, u8, u32, Vec<u
             Err(_) => break,
         }
     }
-    let mut frames = Vec::new();
-    let mut at = 0;
-    while buf.len() >= at + 9 {
-        let len = u32::from_be_bytes([0, buf[at], buf[at + 1], buf[at + 2]]) as usize;
-        if buf.len() < at + 9 + len {
-            break;
-        }
-        let stream = u32::from_be_bytes([buf[at + 5], buf[at + 6], buf[at + 7], buf[at + 8]]);
-        frames.push((
-            buf[at + 3],
-            buf[at + 4],
-            stream & 0x7fff_ffff,
-            buf[at + 9..at + 9 + len].to_vec(),
-        ));
-        at += 9 + len;
-    }
-    (frames, closed)
+    (h2c::frames(&buf), closed)
 }
 
 #[tokio::test]
