@@ -65,6 +65,12 @@ impl Proc {
         }
     }
 
+    /// `rampart origin` on 127.0.0.1:`port` (the lab's HTTP origin).
+    fn origin(port: u16, log: &Path) -> Proc {
+        let addr = format!("127.0.0.1:{port}");
+        Proc::spawn(&["origin", "--addr", &addr, "--name", "o1"], log, |_| {})
+    }
+
     fn daemon(config: &Path, log: &Path) -> Proc {
         Proc::spawn(&["run", "--config", config.to_str().unwrap()], log, |_| {})
     }
@@ -293,12 +299,7 @@ fn a_control_socket_path_that_is_a_file_is_refused_and_kept() {
 fn one_configuration_runs_once_and_binds_before_serving() {
     let d = Scratch::new("once");
     let p = Ports::new();
-    let origin_addr = format!("127.0.0.1:{}", p.origin);
-    let _origin = Proc::spawn(
-        &["origin", "--addr", &origin_addr, "--name", "o1"],
-        &d.path("origin.log"),
-        |_| {},
-    );
+    let _origin = Proc::origin(p.origin, &d.path("origin.log"));
     let sock = d.path("a.sock");
     let cfg = write(&d.path("a.toml"), &config(&p, &sock, "", ""));
     let mut a = Proc::daemon(&cfg, &d.path("a.log"));
@@ -614,12 +615,7 @@ fn control_socket_deny_edits_are_checked() {
 fn audit_is_private_metrics_time_out_and_the_fd_limit_is_raised() {
     let d = Scratch::new("audit");
     let p = Ports::new();
-    let origin_addr = format!("127.0.0.1:{}", p.origin);
-    let _origin = Proc::spawn(
-        &["origin", "--addr", &origin_addr, "--name", "o1"],
-        &d.path("origin.log"),
-        |_| {},
-    );
+    let _origin = Proc::origin(p.origin, &d.path("origin.log"));
     let audit = d.path("audit.log");
     let sock = d.path("a.sock");
     let text = config(
