@@ -62,6 +62,7 @@ mod fields;
 mod multipart;
 mod ratelimit;
 mod request;
+pub mod seclang;
 #[cfg(feature = "tower")]
 pub mod tower;
 mod transaction;
