@@ -38,7 +38,7 @@ pub enum Parsed {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ProxyError {
+pub enum HeaderError {
     #[error("no PROXY protocol signature")]
     NotProxy,
     #[error("PROXY v1 header is longer than {V1_MAX_LEN} bytes")]
@@ -58,13 +58,13 @@ pub enum ProxyError {
 }
 
 /// Parses a header at the start of `buf` (the first bytes read from a connection).
-pub fn parse(buf: &[u8]) -> Result<Parsed, ProxyError> {
+pub fn parse(buf: &[u8]) -> Result<Parsed, HeaderError> {
     if is_prefix_of(buf, V1_SIG) {
         parse_v1(buf)
     } else if is_prefix_of(buf, V2_SIG) {
         parse_v2(buf)
     } else {
-        Err(ProxyError::NotProxy)
+        Err(HeaderError::NotProxy)
     }
 }
 
@@ -74,15 +74,15 @@ fn is_prefix_of(buf: &[u8], sig: &[u8]) -> bool {
     buf[..n] == sig[..n]
 }
 
-fn malformed(why: &'static str) -> ProxyError {
-    ProxyError::V1Malformed { why }
+fn malformed(why: &'static str) -> HeaderError {
+    HeaderError::V1Malformed { why }
 }
 
-fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
+fn parse_v1(buf: &[u8]) -> Result<Parsed, HeaderError> {
     let window = &buf[..buf.len().min(V1_MAX_LEN)];
     let Some(nl) = window.iter().position(|&b| b == b'\n') else {
         if buf.len() >= V1_MAX_LEN {
-            return Err(ProxyError::V1TooLong);
+            return Err(HeaderError::V1TooLong);
         }
         // Check what we have so far, so garbage is refused before the caller buffers 107 bytes.
         let rest = buf.get(V1_SIG.len()..).unwrap_or_default();
@@ -107,7 +107,7 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
 
 /// Checks the part of a v1 line after `PROXY ` and before CRLF. With `complete` false the line
 /// may stop anywhere: its last field only has to be a plausible beginning of a field.
-fn v1_line(line: &[u8], complete: bool) -> Result<Option<ProxyHeader>, ProxyError> {
+fn v1_line(line: &[u8], complete: bool) -> Result<Option<ProxyHeader>, HeaderError> {
     if line.contains(&b'\r') {
         return Err(malformed("stray CR"));
     }
@@ -167,7 +167,7 @@ fn v1_line(line: &[u8], complete: bool) -> Result<Option<ProxyHeader>, ProxyErro
     }))
 }
 
-fn v1_addr(field: &str, v6: bool) -> Result<IpAddr, ProxyError> {
+fn v1_addr(field: &str, v6: bool) -> Result<IpAddr, HeaderError> {
     let ip = if v6 {
         Ipv6Addr::from_str(field).map(IpAddr::V6)
     } else {
@@ -177,7 +177,7 @@ fn v1_addr(field: &str, v6: bool) -> Result<IpAddr, ProxyError> {
 }
 
 /// Decimal 0..=65535, no sign and no leading zero (the spec's examples; anything else is noise).
-fn v1_port(field: &str) -> Result<u16, ProxyError> {
+fn v1_port(field: &str) -> Result<u16, HeaderError> {
     let digits = !field.is_empty() && field.len() <= 5 && field.bytes().all(|b| b.is_ascii_digit());
     if !digits || (field.len() > 1 && field.starts_with('0')) {
         return Err(malformed("bad port"));
@@ -202,18 +202,18 @@ fn plausible_field_start(field: &str, index: usize, v6: bool) -> bool {
     }
 }
 
-fn parse_v2(buf: &[u8]) -> Result<Parsed, ProxyError> {
+fn parse_v2(buf: &[u8]) -> Result<Parsed, HeaderError> {
     // Validate each fixed byte as soon as it arrives.
     let Some(&ver_cmd) = buf.get(12) else {
         return Ok(Parsed::Incomplete);
     };
     if ver_cmd >> 4 != 2 {
-        return Err(ProxyError::V2BadVersion(ver_cmd >> 4));
+        return Err(HeaderError::V2BadVersion(ver_cmd >> 4));
     }
     let local = match ver_cmd & 0x0f {
         0 => true,
         1 => false,
-        cmd => return Err(ProxyError::V2BadCommand(cmd)),
+        cmd => return Err(HeaderError::V2BadCommand(cmd)),
     };
     let Some(&fam) = buf.get(13) else {
         return Ok(Parsed::Incomplete);
@@ -224,14 +224,14 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, ProxyError> {
     } else {
         match fam & 0x0f {
             0..=2 => {}
-            t => return Err(ProxyError::V2BadTransport(t)),
+            t => return Err(HeaderError::V2BadTransport(t)),
         }
         match fam >> 4 {
             0 => 0,
             1 => 12,
             2 => 36,
             3 => 216,
-            f => return Err(ProxyError::V2BadFamily(f)),
+            f => return Err(HeaderError::V2BadFamily(f)),
         }
     };
     let (Some(&hi), Some(&lo)) = (buf.get(14), buf.get(15)) else {
@@ -239,7 +239,7 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, ProxyError> {
     };
     let len = u16::from_be_bytes([hi, lo]);
     if len < need {
-        return Err(ProxyError::V2LengthMismatch { len, need });
+        return Err(HeaderError::V2LengthMismatch { len, need });
     }
     let total = V2_FIXED_LEN + usize::from(len);
     let Some(block) = buf.get(V2_FIXED_LEN..total) else {
@@ -296,7 +296,7 @@ mod tests {
         }
     }
 
-    fn v1_err(buf: &[u8]) -> ProxyError {
+    fn v1_err(buf: &[u8]) -> HeaderError {
         parse(buf).expect_err(&String::from_utf8_lossy(buf))
     }
 
@@ -380,19 +380,19 @@ mod tests {
             b"PROXY TCP4 192.0.2.1 198.51.100.\xc3\xa9 1 2\r\n",
         ] {
             assert!(
-                matches!(v1_err(bad), ProxyError::V1Malformed { .. }),
+                matches!(v1_err(bad), HeaderError::V1Malformed { .. }),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
-        assert_eq!(v1_err(b"PROXYTCP4"), ProxyError::NotProxy);
+        assert_eq!(v1_err(b"PROXYTCP4"), HeaderError::NotProxy);
     }
 
     #[test]
     fn v1_too_long_and_early_rejection() {
         let mut long = b"PROXY UNKNOWN ".to_vec();
         long.resize(V1_MAX_LEN, b'x');
-        assert_eq!(v1_err(&long), ProxyError::V1TooLong);
+        assert_eq!(v1_err(&long), HeaderError::V1TooLong);
         // Exactly 107 bytes with the CRLF is fine.
         long.truncate(V1_MAX_LEN - 2);
         long.extend_from_slice(b"\r\n");
@@ -400,19 +400,19 @@ mod tests {
         // Hopeless prefixes are refused without waiting for the CRLF.
         assert!(matches!(
             v1_err(b"PROXY TCP5"),
-            ProxyError::V1Malformed { .. }
+            HeaderError::V1Malformed { .. }
         ));
         assert!(matches!(
             v1_err(b"PROXY TCP4 1.2.3.x"),
-            ProxyError::V1Malformed { .. }
+            HeaderError::V1Malformed { .. }
         ));
         assert!(matches!(
             v1_err(b"PROXY TCP4 1.2.3.4\r"),
-            ProxyError::V1Malformed { .. }
+            HeaderError::V1Malformed { .. }
         ));
         assert!(matches!(
             v1_err(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2 "),
-            ProxyError::V1Malformed { .. }
+            HeaderError::V1Malformed { .. }
         ));
         assert_eq!(
             parse(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r"),
@@ -464,34 +464,34 @@ mod tests {
     fn v2_errors() {
         assert_eq!(
             parse(&v2(0x11, 0x11, &v4_block())),
-            Err(ProxyError::V2BadVersion(1))
+            Err(HeaderError::V2BadVersion(1))
         );
         assert_eq!(
             parse(&v2(0x22, 0x11, &v4_block())),
-            Err(ProxyError::V2BadCommand(2))
+            Err(HeaderError::V2BadCommand(2))
         );
         assert_eq!(
             parse(&v2(0x21, 0x41, &v4_block())),
-            Err(ProxyError::V2BadFamily(4))
+            Err(HeaderError::V2BadFamily(4))
         );
         assert_eq!(
             parse(&v2(0x21, 0x13, &v4_block())),
-            Err(ProxyError::V2BadTransport(3))
+            Err(HeaderError::V2BadTransport(3))
         );
         assert_eq!(
             parse(&v2(0x21, 0x21, &v4_block())),
-            Err(ProxyError::V2LengthMismatch { len: 12, need: 36 })
+            Err(HeaderError::V2LengthMismatch { len: 12, need: 36 })
         );
         // Errors show up as soon as the offending byte arrives.
         assert_eq!(
             parse(&v2(0x31, 0x11, &[])[..13]),
-            Err(ProxyError::V2BadVersion(3))
+            Err(HeaderError::V2BadVersion(3))
         );
         let mut bad_sig = v2(0x21, 0x11, &v4_block());
         bad_sig[8] = b'X';
-        assert_eq!(parse(&bad_sig), Err(ProxyError::NotProxy));
-        assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Err(ProxyError::NotProxy));
-        assert_eq!(parse(b"\r\n\r\nX"), Err(ProxyError::NotProxy));
+        assert_eq!(parse(&bad_sig), Err(HeaderError::NotProxy));
+        assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Err(HeaderError::NotProxy));
+        assert_eq!(parse(b"\r\n\r\nX"), Err(HeaderError::NotProxy));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::conn_service::WithConn;
 use super::limits::{Slot, Table};
 use super::timed_io::Timed;
 use super::timeouts::{supervise, Clock, Ended, Expired, Limits};
-use crate::proxy_protocol::{self, Parsed, ProxyError as HeaderError};
+use crate::proxy_protocol::{self, HeaderError, Parsed};
 use crate::BoxError;
 use rampart_l7::{ConnInfo, ProxyHeader};
 
