@@ -13,8 +13,10 @@ use std::time::Duration;
 use crate::detector::Manager;
 use crate::kernel::monotonic_ns;
 
-/// Where `rampart detect` listens by default.
-pub const DEFAULT_SOCKET: &str = "/run/rampart/detect.sock";
+/// Where `rampart run` and `rampart detect` listen, and `rampart generated` connects, by default:
+/// one path, so `rampart generated` reaches whichever daemon runs (the two never run together,
+/// since both own the XDP program).
+pub const DEFAULT_SOCKET: &str = "/run/rampart/rampart.sock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {

@@ -37,7 +37,7 @@ use crate::control::ControlServer;
 use crate::proxy::ServeStats;
 
 /// Where `rampart run` listens for control requests by default.
-pub const DEFAULT_CONTROL_SOCKET: &str = "/run/rampart/rampart.sock";
+pub const DEFAULT_CONTROL_SOCKET: &str = crate::control::DEFAULT_SOCKET;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
