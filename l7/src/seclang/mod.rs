@@ -1,12 +1,22 @@
 //! A SecLang (ModSecurity rule language) engine, to run OWASP CRS unmodified.
 //!
-//! Files: `ast` (directives as written), `parse` (text → ast), `transform` (`t:` functions),
-//! `operator` (`@rx` and friends), `error` (located load errors).
+//! Files: `ast` (directives as written), `parse` (text → ast), `actions` (action lists typed),
+//! `transform` (`t:` functions), `operator` (`@rx` and friends), `vars` (the request as
+//! variables), `body` (body processors), `compile` (ast → [`RuleSet`]), `eval` (a request
+//! through a rule set), `error` (located load errors).
 
+pub mod actions;
 pub mod ast;
+mod body;
+pub mod compile;
 pub mod error;
+pub mod eval;
 pub mod operator;
 pub mod parse;
 pub mod transform;
+pub mod vars;
 
+pub use compile::{LoadStats, RuleSet};
 pub use error::{SecLangError, SecLangErrorKind};
+pub use eval::{Interruption, MatchedRule, Outcome};
+pub use vars::HttpInput;

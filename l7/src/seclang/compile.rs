@@ -1,0 +1,505 @@
+//! Directives → a [`RuleSet`]: chains linked, `SecDefaultAction` applied, removals and target
+//! updates done, operators and selectors compiled, and rules laid out per phase in file order
+//! with the markers `skipAfter` jumps to.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
+
+use super::actions::{Actions, Disruptive, Effect};
+use super::ast::{Directive, EngineMode, IdRange, Location, RuleAst, Selector, Target};
+use super::error::{SecLangError, SecLangErrorKind};
+use super::operator::{Operator, OperatorError};
+use super::transform::Transform;
+use super::vars;
+
+/// A compiled SecLang rule set, ready to evaluate requests.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub(super) rules: Vec<Rule>,
+    /// Per phase (index 0 = phase 1): rule indices and markers, in file order.
+    pub(super) phases: [Vec<Item>; 5],
+    pub(super) engine: EngineMode,
+    pub(super) stats: LoadStats,
+}
+
+/// What loading found, for operators to read (and tests to check).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    pub rules: usize,
+    /// `@rx` patterns that needed the backtracking fallback.
+    pub rx_fallback: usize,
+    /// Rules reading response variables (they never match on requests).
+    pub response_rules: usize,
+    /// Rules reading persistent collections (`IP`, `SESSION` …), which stay empty here.
+    pub persistent_rules: usize,
+    /// Directives accepted that change nothing here (`SecRequestBodyLimit` …).
+    pub ignored_directives: usize,
+}
+
+#[derive(Debug)]
+pub(super) enum Item {
+    Rule(usize),
+    Marker(String),
+}
+
+/// A rule and its chained links; `links[0]` carries the metadata.
+#[derive(Debug)]
+pub(super) struct Rule {
+    pub id: u32,
+    pub phase: u8,
+    pub msg: Option<String>,
+    pub logdata: Option<String>,
+    pub tags: Vec<String>,
+    pub severity: Option<String>,
+    pub log: bool,
+    pub disruptive: Disruptive,
+    pub status: Option<u16>,
+    pub skip_after: Option<String>,
+    pub skip: u32,
+    pub links: Vec<Link>,
+    pub location: Location,
+}
+
+#[derive(Debug)]
+pub(super) struct Link {
+    /// Empty for `SecAction` (matches once, unconditionally).
+    pub targets: Vec<CTarget>,
+    pub operator: Operator,
+    pub transforms: Vec<Transform>,
+    pub capture: bool,
+    pub multi_match: bool,
+    pub effects: Vec<Effect>,
+}
+
+/// A compiled target with the `!` exclusions written for its collection.
+#[derive(Debug)]
+pub(super) struct CTarget {
+    pub name: &'static str,
+    pub selector: CSel,
+    pub count: bool,
+    pub exclude: Vec<CSel>,
+}
+
+#[derive(Debug)]
+pub(super) enum CSel {
+    All,
+    Key(Vec<u8>),
+    Regex(Regex),
+}
+
+impl CSel {
+    pub fn admits(&self, key: &[u8]) -> bool {
+        match self {
+            CSel::All => true,
+            CSel::Key(k) => key.eq_ignore_ascii_case(k),
+            CSel::Regex(r) => r.is_match(key),
+        }
+    }
+}
+
+impl RuleSet {
+    /// Compiles directives parsed from files under `base_dir` (data files resolve there).
+    pub fn compile(directives: &[Directive], base_dir: &Path) -> Result<RuleSet, SecLangError> {
+        let mut b = Builder {
+            base_dir,
+            defaults: HashMap::new(),
+            rules: Vec::new(),
+            order: Vec::new(),
+            engine: EngineMode::On,
+            stats: LoadStats::default(),
+            pending: None,
+        };
+        for d in directives {
+            b.directive(d)?;
+        }
+        if let Some((_, loc)) = b.pending.take() {
+            return Err(SecLangError::new(
+                loc,
+                SecLangErrorKind::BadArgument,
+                "chain without a next rule",
+            ));
+        }
+        b.finish()
+    }
+
+    pub fn stats(&self) -> &LoadStats {
+        &self.stats
+    }
+
+    pub fn engine_mode(&self) -> EngineMode {
+        self.engine
+    }
+}
+
+enum Slot {
+    Rule(usize),
+    Marker(String),
+    Removed,
+}
+
+struct Builder<'a> {
+    base_dir: &'a Path,
+    /// `SecDefaultAction` per phase.
+    defaults: HashMap<u8, Actions>,
+    rules: Vec<Rule>,
+    order: Vec<Slot>,
+    engine: EngineMode,
+    stats: LoadStats,
+    /// The rule whose `chain` is waiting for its next link.
+    pending: Option<(usize, Location)>,
+}
+
+impl Builder<'_> {
+    fn directive(&mut self, d: &Directive) -> Result<(), SecLangError> {
+        if self.pending.is_some() && !matches!(d, Directive::Rule(_)) {
+            let (_, loc) = self.pending.take().unwrap_or_else(|| unreachable!());
+            return Err(SecLangError::new(
+                loc,
+                SecLangErrorKind::BadArgument,
+                "chain is not followed by a rule",
+            ));
+        }
+        match d {
+            Directive::Rule(r) => self.rule(r)?,
+            Directive::Marker { name, .. } => self.order.push(Slot::Marker(name.clone())),
+            Directive::DefaultAction { actions, location } => {
+                let a = Actions::read(actions, location)?;
+                self.defaults.insert(a.phase.unwrap_or(2), a);
+            }
+            Directive::RemoveById { ids, .. } => self.remove(|r| in_ranges(ids, r.id)),
+            Directive::RemoveByTag { tag, .. } => self.remove(|r| r.tags.iter().any(|t| t == tag)),
+            Directive::RemoveByMsg { msg, .. } => self.remove(|r| r.msg.as_deref() == Some(msg)),
+            Directive::UpdateTargetById {
+                ids,
+                targets,
+                replaced,
+                location,
+            } => {
+                for rule in self.rules.iter_mut().filter(|r| in_ranges(ids, r.id)) {
+                    update_targets(
+                        &mut rule.links[0].targets,
+                        targets,
+                        replaced.as_deref(),
+                        location,
+                    )?;
+                }
+            }
+            Directive::UpdateTargetByTag {
+                tag,
+                targets,
+                location,
+            } => {
+                for rule in self
+                    .rules
+                    .iter_mut()
+                    .filter(|r| r.tags.iter().any(|t| t == tag))
+                {
+                    update_targets(&mut rule.links[0].targets, targets, None, location)?;
+                }
+            }
+            Directive::UpdateActionById {
+                id,
+                actions,
+                location,
+            } => {
+                let a = Actions::read(actions, location)?;
+                for rule in self.rules.iter_mut().filter(|r| r.id == *id) {
+                    if let Some(d) = a.disruptive {
+                        rule.disruptive = d;
+                    }
+                    if a.msg.is_some() {
+                        rule.msg = a.msg.clone();
+                    }
+                    rule.tags.extend(a.tags.iter().cloned());
+                    rule.links[0].effects.extend(a.effects.iter().cloned());
+                }
+            }
+            Directive::RuleEngine { mode, .. } => self.engine = *mode,
+            Directive::ComponentSignature { .. } => {}
+            Directive::Ignored { .. } => self.stats.ignored_directives += 1,
+        }
+        Ok(())
+    }
+
+    fn rule(&mut self, r: &RuleAst) -> Result<(), SecLangError> {
+        let own = Actions::read(&r.actions, &r.location)?;
+        let link =
+            |b: &mut Self, transforms: Vec<Transform>, a: &Actions| -> Result<Link, SecLangError> {
+                Ok(Link {
+                    targets: b.targets(&r.targets, &r.location)?,
+                    operator: b.operator(r)?,
+                    transforms,
+                    capture: a.capture,
+                    multi_match: a.multi_match,
+                    effects: a.effects.clone(),
+                })
+            };
+        if let Some((parent, _)) = self.pending.take() {
+            // A chained link: its metadata belongs to the chain's first rule.
+            let l = link(self, own.transforms.clone(), &own)?;
+            self.rules[parent].links.push(l);
+            if own.chain {
+                self.pending = Some((parent, r.location.clone()));
+            }
+            return Ok(());
+        }
+        let phase = own.phase.unwrap_or(2);
+        let default = self.defaults.get(&phase).cloned().unwrap_or_default();
+        let mut transforms = if own.t_none {
+            Vec::new()
+        } else {
+            default.transforms.clone()
+        };
+        transforms.extend(own.transforms.iter().copied());
+        let id = own.id.ok_or_else(|| {
+            SecLangError::new(
+                r.location.clone(),
+                SecLangErrorKind::BadArgument,
+                "rule has no id action",
+            )
+        })?;
+        if self.rules.iter().any(|x| x.id == id) {
+            return Err(SecLangError::new(
+                r.location.clone(),
+                SecLangErrorKind::BadArgument,
+                format!("duplicate rule id {id}"),
+            ));
+        }
+        let first = link(self, transforms, &own)?;
+        let rule = Rule {
+            id,
+            phase,
+            msg: own.msg.clone(),
+            logdata: own.logdata.clone(),
+            tags: own.tags.clone(),
+            severity: own.severity.clone(),
+            log: own.log.or(default.log).unwrap_or(true),
+            // `block` is whatever the phase's SecDefaultAction says (CRS: pass).
+            disruptive: match own.disruptive.or(default.disruptive) {
+                Some(Disruptive::Block) => default
+                    .disruptive
+                    .filter(|d| *d != Disruptive::Block)
+                    .unwrap_or(Disruptive::Pass),
+                Some(d) => d,
+                None => Disruptive::Pass,
+            },
+            status: own.status.or(default.status),
+            skip_after: own.skip_after.clone(),
+            skip: own.skip,
+            links: vec![first],
+            location: r.location.clone(),
+        };
+        self.rules.push(rule);
+        self.order.push(Slot::Rule(self.rules.len() - 1));
+        if own.chain {
+            self.pending = Some((self.rules.len() - 1, r.location.clone()));
+        }
+        Ok(())
+    }
+
+    fn targets(&mut self, ts: &[Target], at: &Location) -> Result<Vec<CTarget>, SecLangError> {
+        let mut out: Vec<CTarget> = Vec::new();
+        let mut excludes: Vec<(&'static str, CSel)> = Vec::new();
+        let (mut response, mut persistent) = (false, false);
+        for t in ts {
+            let name = vars::known(&t.collection).ok_or_else(|| {
+                SecLangError::new(
+                    at.clone(),
+                    SecLangErrorKind::UnknownVariable,
+                    format!("unknown variable {}", t.collection),
+                )
+            })?;
+            response |= vars::is_response(name);
+            persistent |= vars::PERSISTENT.contains(&name);
+            let selector = selector(&t.selector, at)?;
+            if t.negated {
+                excludes.push((name, selector));
+            } else {
+                out.push(CTarget {
+                    name,
+                    selector,
+                    count: t.count,
+                    exclude: Vec::new(),
+                });
+            }
+        }
+        for (name, sel) in excludes {
+            // `!ARGS:x` excludes from every target of that collection in this rule.
+            match out
+                .iter_mut()
+                .filter(|t| t.name == name)
+                .collect::<Vec<_>>()
+                .as_mut_slice()
+            {
+                [] => {}
+                [first, rest @ ..] => {
+                    for t in rest {
+                        t.exclude.push(selector_clone(&sel));
+                    }
+                    first.exclude.push(sel);
+                }
+            }
+        }
+        self.stats.response_rules += usize::from(response);
+        self.stats.persistent_rules += usize::from(persistent);
+        Ok(out)
+    }
+
+    fn operator(&mut self, r: &RuleAst) -> Result<Operator, SecLangError> {
+        let op = Operator::compile(&r.operator, self.base_dir).map_err(|e| match e {
+            OperatorError::Unknown(name) => SecLangError::new(
+                r.location.clone(),
+                SecLangErrorKind::UnknownOperator,
+                format!("unknown operator @{name}"),
+            ),
+            OperatorError::BadArgument(why) => SecLangError::new(
+                r.location.clone(),
+                SecLangErrorKind::BadArgument,
+                format!("@{}: {why}", r.operator.name),
+            ),
+        })?;
+        self.stats.rx_fallback += usize::from(op.uses_fallback());
+        Ok(op)
+    }
+
+    fn remove(&mut self, pred: impl Fn(&Rule) -> bool) {
+        for slot in &mut self.order {
+            if let Slot::Rule(i) = slot {
+                if pred(&self.rules[*i]) {
+                    *slot = Slot::Removed;
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Result<RuleSet, SecLangError> {
+        let mut phases: [Vec<Item>; 5] = Default::default();
+        let mut markers = HashSet::new();
+        let mut live = 0;
+        for slot in self.order {
+            match slot {
+                Slot::Rule(i) => {
+                    live += 1;
+                    let p = usize::from(self.rules[i].phase.clamp(1, 5)) - 1;
+                    phases[p].push(Item::Rule(i));
+                }
+                Slot::Marker(name) => {
+                    for p in &mut phases {
+                        p.push(Item::Marker(name.clone()));
+                    }
+                    markers.insert(name);
+                }
+                Slot::Removed => {}
+            }
+        }
+        for r in &self.rules {
+            if let Some(m) = &r.skip_after {
+                if !markers.contains(m) {
+                    return Err(SecLangError::new(
+                        r.location.clone(),
+                        SecLangErrorKind::BadArgument,
+                        format!("skipAfter:{m} names no SecMarker"),
+                    ));
+                }
+            }
+        }
+        let stats = LoadStats {
+            rules: live,
+            ..self.stats
+        };
+        Ok(RuleSet {
+            rules: self.rules,
+            phases,
+            engine: self.engine,
+            stats,
+        })
+    }
+}
+
+fn in_ranges(ids: &[IdRange], id: u32) -> bool {
+    ids.iter().any(|r| (r.first..=r.last).contains(&id))
+}
+
+fn selector(s: &Selector, at: &Location) -> Result<CSel, SecLangError> {
+    Ok(match s {
+        Selector::All => CSel::All,
+        Selector::Key(k) => CSel::Key(k.as_bytes().to_vec()),
+        Selector::Regex(p) => CSel::Regex(key_regex(p).map_err(|e| {
+            SecLangError::new(
+                at.clone(),
+                SecLangErrorKind::BadArgument,
+                format!("selector /{p}/: {e}"),
+            )
+        })?),
+    })
+}
+
+/// Key selectors compare case-insensitively, as keys do.
+pub(super) fn key_regex(p: &str) -> Result<Regex, String> {
+    Regex::builder()
+        .syntax(
+            syntax::Config::new()
+                .case_insensitive(true)
+                .unicode(false)
+                .utf8(false),
+        )
+        .build(p)
+        .map_err(|e| e.to_string())
+}
+
+fn selector_clone(s: &CSel) -> CSel {
+    match s {
+        CSel::All => CSel::All,
+        CSel::Key(k) => CSel::Key(k.clone()),
+        CSel::Regex(r) => CSel::Regex(r.clone()),
+    }
+}
+
+/// `SecRuleUpdateTargetById`: `!X` adds an exclusion, `X` adds a target; with `replaced`,
+/// the target `replaced` is swapped for `targets`.
+fn update_targets(
+    into: &mut Vec<CTarget>,
+    targets: &[Target],
+    replaced: Option<&[Target]>,
+    at: &Location,
+) -> Result<(), SecLangError> {
+    if let Some(old) = replaced {
+        for o in old {
+            into.retain(|t| {
+                let same_key = matches!((&t.selector, &o.selector), (CSel::All, Selector::All))
+                    || key_is(&t.selector, &o.selector);
+                !(t.name == o.collection && same_key)
+            });
+        }
+    }
+    for t in targets {
+        let name = vars::known(&t.collection).ok_or_else(|| {
+            SecLangError::new(
+                at.clone(),
+                SecLangErrorKind::UnknownVariable,
+                format!("unknown variable {}", t.collection),
+            )
+        })?;
+        let sel = selector(&t.selector, at)?;
+        if t.negated {
+            for target in into.iter_mut().filter(|x| x.name == name) {
+                target.exclude.push(selector_clone(&sel));
+            }
+        } else {
+            into.push(CTarget {
+                name,
+                selector: sel,
+                count: t.count,
+                exclude: Vec::new(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn key_is(c: &CSel, s: &Selector) -> bool {
+    matches!((c, s), (CSel::Key(a), Selector::Key(b)) if a.eq_ignore_ascii_case(b.as_bytes()))
+}

@@ -1,0 +1,514 @@
+//! One request through a [`RuleSet`]: phases 1 and 2 in file order, `TX` and macros, chains,
+//! `capture`, `skip`/`skipAfter`, runtime `ctl:` removals, and the interruption a `deny` makes.
+//!
+//! Response phases (3, 4) and logging (5) are not run: this engine inspects requests.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::actions::{Ctl, Disruptive, Effect, SetOp};
+use super::ast::EngineMode;
+use super::compile::{key_regex, CSel, CTarget, Item, Link, Rule, RuleSet};
+use super::operator::MatchCtx;
+use super::vars::{HttpInput, RequestVars};
+
+/// A rule that matched (whole chain), as the audit log reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchedRule {
+    pub id: u32,
+    pub phase: u8,
+    pub msg: String,
+    pub data: String,
+    /// The last variable that matched, e.g. `ARGS:id`.
+    pub var_name: String,
+    pub severity: Option<String>,
+    /// False for `nolog` rules (flow-control and setup rules CRS hides from its log).
+    pub logged: bool,
+}
+
+/// A disruptive action that stopped the request (engine `On` only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interruption {
+    pub rule_id: u32,
+    pub status: u16,
+    pub action: Disruptive,
+}
+
+/// What evaluating a request gave.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub matched: Vec<MatchedRule>,
+    pub interruption: Option<Interruption>,
+    /// `TX` at the end (lower-cased names), e.g. `blocking_inbound_anomaly_score`.
+    pub tx: HashMap<String, Vec<u8>>,
+    /// `setvar` on a persistent collection (`ip.`, `session.` …), which this engine skips.
+    pub skipped_setvars: u32,
+}
+
+impl Outcome {
+    pub fn tx_int(&self, name: &str) -> i64 {
+        self.tx.get(name).map(|v| parse_int(v)).unwrap_or(0)
+    }
+
+    pub fn logged_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.matched.iter().filter(|m| m.logged).map(|m| m.id)
+    }
+}
+
+impl RuleSet {
+    /// Runs the request phases over `input`.
+    pub fn evaluate(&self, input: &HttpInput) -> Outcome {
+        let mut t = Tx {
+            set: self,
+            vars: RequestVars::from_head(input),
+            tx: HashMap::new(),
+            matched_var: (String::new(), Vec::new()),
+            prev_matched: Vec::new(),
+            removed: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_targets: Vec::new(),
+            engine: self.engine,
+            body_processor: default_processor(input),
+            force_body: false,
+            rule: None,
+            outcome: Outcome::default(),
+            allowed: false,
+        };
+        if t.engine != EngineMode::Off {
+            t.phase(1);
+            if t.outcome.interruption.is_none() && !t.allowed {
+                let processor = t.body_processor.clone();
+                t.vars.add_body(input, &processor, t.force_body);
+                t.phase(2);
+            }
+        }
+        t.outcome.tx = t.tx;
+        t.outcome
+    }
+}
+
+/// The processor ModSecurity's recommended configuration picks from `Content-Type`
+/// (URLENCODED and MULTIPART built in, XML and JSON by its rules 200000/200001).
+fn default_processor(input: &HttpInput) -> String {
+    let ct = input
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(b"content-type"))
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .unwrap_or_default();
+    let media = ct
+        .split(|&c| c == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let p = if media == b"application/x-www-form-urlencoded" {
+        "URLENCODED"
+    } else if media.starts_with(b"multipart/form-data") {
+        "MULTIPART"
+    } else if media == b"application/json" || media.ends_with(b"+json") {
+        "JSON"
+    } else if media.ends_with(b"/xml") || media.ends_with(b"+xml") {
+        "XML"
+    } else {
+        ""
+    };
+    p.to_string()
+}
+
+/// A (key, value) pair borrowed from the transaction.
+type KeyValue<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+struct Tx<'r> {
+    set: &'r RuleSet,
+    vars: RequestVars,
+    tx: HashMap<String, Vec<u8>>,
+    matched_var: (String, Vec<u8>),
+    /// What the previous chain link matched (`MATCHED_VARS` in a chained rule).
+    prev_matched: Vec<(String, Vec<u8>)>,
+    removed: Vec<(u32, u32)>,
+    removed_tags: Vec<String>,
+    /// `ctl:ruleRemoveTarget…`: (id range or tag, collection, key selector).
+    removed_targets: Vec<(RuleRef, &'static str, CSel)>,
+    engine: EngineMode,
+    body_processor: String,
+    force_body: bool,
+    /// The rule being evaluated, for `%{rule.id}` and friends.
+    rule: Option<&'r Rule>,
+    outcome: Outcome,
+    allowed: bool,
+}
+
+enum RuleRef {
+    Ids(u32, u32),
+    Tag(String),
+}
+
+impl<'r> Tx<'r> {
+    fn phase(&mut self, phase: u8) {
+        let items = &self.set.phases[usize::from(phase) - 1];
+        let mut i = 0;
+        let mut skip = 0u32;
+        while i < items.len() {
+            let Item::Rule(ri) = &items[i] else {
+                i += 1;
+                continue;
+            };
+            i += 1;
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let rule = &self.set.rules[*ri];
+            if self.is_removed(rule) {
+                continue;
+            }
+            self.rule = Some(rule);
+            if !self.eval(rule) {
+                continue;
+            }
+            self.matched(rule);
+            if self.outcome.interruption.is_some() || self.allowed {
+                return;
+            }
+            if let Some(marker) = &rule.skip_after {
+                i = items[i..]
+                    .iter()
+                    .position(|it| matches!(it, Item::Marker(m) if m == marker))
+                    .map_or(items.len(), |p| i + p + 1);
+            }
+            skip = rule.skip;
+        }
+    }
+
+    fn is_removed(&self, rule: &Rule) -> bool {
+        self.removed
+            .iter()
+            .any(|&(a, b)| (a..=b).contains(&rule.id))
+            || self.removed_tags.iter().any(|t| rule.tags.contains(t))
+    }
+
+    /// True when every link of the chain matched.
+    fn eval(&mut self, rule: &'r Rule) -> bool {
+        self.prev_matched.clear();
+        for link in &rule.links {
+            let mut now = Vec::new();
+            if link.targets.is_empty() {
+                now.push((String::new(), Vec::new()));
+                if !self.check(link, b"") {
+                    return false;
+                }
+            } else {
+                for (name, value) in self.collect(rule, link) {
+                    // multiMatch: the operator also sees the value before and between the
+                    // transformations, not only after the last one.
+                    let mut value = Cow::Owned(value);
+                    let mut hit = None;
+                    if link.multi_match && self.check(link, &value) {
+                        hit = Some(value.to_vec());
+                    }
+                    for t in &link.transforms {
+                        value = t.apply(value);
+                        if link.multi_match && hit.is_none() && self.check(link, &value) {
+                            hit = Some(value.to_vec());
+                        }
+                    }
+                    if !link.multi_match && self.check(link, &value) {
+                        hit = Some(value.into_owned());
+                    }
+                    if let Some(v) = hit {
+                        self.matched_var = (name.clone(), v.clone());
+                        now.push((name, v));
+                    }
+                }
+            }
+            if now.is_empty() {
+                return false;
+            }
+            self.prev_matched = now;
+        }
+        true
+    }
+
+    /// Runs the link's operator on one value, filling `TX.0..9` on a capturing match.
+    fn check(&mut self, link: &Link, value: &[u8]) -> bool {
+        let mut captures = Vec::new();
+        let hit = {
+            let expand = |s: &str| self.expand(s);
+            let mut ctx = MatchCtx {
+                expand: &expand,
+                capture: link.capture,
+                captures: &mut captures,
+            };
+            link.operator.matches(value, &mut ctx)
+        };
+        if hit && link.capture {
+            for (i, c) in captures.into_iter().take(10).enumerate() {
+                self.tx.insert(i.to_string(), c);
+            }
+        }
+        hit
+    }
+
+    /// A target's (name, value) pairs, after `!` exclusions and runtime target removals.
+    fn collect(&self, rule: &Rule, link: &Link) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for t in &link.targets {
+            let entries: Vec<KeyValue<'_>> = match t.name {
+                "TX" => self
+                    .tx
+                    .iter()
+                    .map(|(k, v)| (Cow::Borrowed(k.as_bytes()), Cow::Borrowed(&v[..])))
+                    .collect(),
+                "MATCHED_VAR" => vec![(
+                    Cow::Borrowed(&b""[..]),
+                    Cow::Borrowed(&self.matched_var.1[..]),
+                )],
+                "MATCHED_VAR_NAME" => vec![(
+                    Cow::Borrowed(&b""[..]),
+                    Cow::Borrowed(self.matched_var.0.as_bytes()),
+                )],
+                "MATCHED_VARS" => self
+                    .prev_matched
+                    .iter()
+                    .map(|(n, v)| (Cow::Borrowed(n.as_bytes()), Cow::Borrowed(&v[..])))
+                    .collect(),
+                "MATCHED_VARS_NAMES" => self
+                    .prev_matched
+                    .iter()
+                    .map(|(n, _)| (Cow::Borrowed(n.as_bytes()), Cow::Borrowed(n.as_bytes())))
+                    .collect(),
+                name => self
+                    .vars
+                    .get(name)
+                    .iter()
+                    .map(|e| (Cow::Borrowed(&e.key[..]), Cow::Borrowed(&e.value[..])))
+                    .collect(),
+            };
+            let keep: Vec<_> = entries
+                .into_iter()
+                .filter(|(k, _)| {
+                    t.selector.admits(k)
+                        && !t.exclude.iter().any(|x| x.admits(k))
+                        && !self.target_removed(rule, t, k)
+                })
+                .collect();
+            if t.count {
+                out.push((format!("&{}", t.name), keep.len().to_string().into_bytes()));
+                continue;
+            }
+            for (k, v) in keep {
+                let name = if k.is_empty() {
+                    t.name.to_string()
+                } else {
+                    format!("{}:{}", t.name, String::from_utf8_lossy(&k))
+                };
+                out.push((name, v.into_owned()));
+            }
+        }
+        out
+    }
+
+    fn target_removed(&self, rule: &Rule, t: &CTarget, key: &[u8]) -> bool {
+        self.removed_targets.iter().any(|(r, name, sel)| {
+            let applies = match r {
+                RuleRef::Ids(a, b) => (*a..=*b).contains(&rule.id),
+                RuleRef::Tag(tag) => rule.tags.contains(tag),
+            };
+            applies && *name == t.name && sel.admits(key)
+        })
+    }
+
+    /// The chain matched: run its effects, log it, apply its disruptive action.
+    fn matched(&mut self, rule: &'r Rule) {
+        for link in &rule.links {
+            for e in &link.effects {
+                self.effect(e);
+            }
+        }
+        self.outcome.matched.push(MatchedRule {
+            id: rule.id,
+            phase: rule.phase,
+            msg: rule
+                .msg
+                .as_deref()
+                .map(|m| self.expand(m))
+                .unwrap_or_default(),
+            data: rule
+                .logdata
+                .as_deref()
+                .map(|m| self.expand(m))
+                .unwrap_or_default(),
+            var_name: self.matched_var.0.clone(),
+            severity: rule.severity.clone(),
+            logged: rule.log,
+        });
+        match rule.disruptive {
+            Disruptive::Allow => self.allowed = true,
+            Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect
+                if self.engine == EngineMode::On =>
+            {
+                self.outcome.interruption = Some(Interruption {
+                    rule_id: rule.id,
+                    status: rule.status.unwrap_or(403),
+                    action: rule.disruptive,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn effect(&mut self, e: &Effect) {
+        match e {
+            Effect::SetVar {
+                collection,
+                name,
+                op,
+            } => {
+                if collection != "tx" {
+                    self.outcome.skipped_setvars += 1;
+                    return;
+                }
+                let name = self.expand(name).to_ascii_lowercase();
+                match op {
+                    SetOp::Delete => {
+                        self.tx.remove(&name);
+                    }
+                    SetOp::Assign(v) => {
+                        let v = self.expand(v).into_bytes();
+                        self.tx.insert(name, v);
+                    }
+                    SetOp::Add(v) | SetOp::Sub(v) => {
+                        let delta = parse_int(self.expand(v).as_bytes());
+                        let cur = self.tx.get(&name).map(|c| parse_int(c)).unwrap_or(0);
+                        let new = if matches!(op, SetOp::Add(_)) {
+                            cur.saturating_add(delta)
+                        } else {
+                            cur.saturating_sub(delta)
+                        };
+                        self.tx.insert(name, new.to_string().into_bytes());
+                    }
+                }
+            }
+            Effect::Ctl(c) => match c {
+                Ctl::RuleRemoveById(a, b) => self.removed.push((*a, *b)),
+                Ctl::RuleRemoveByTag(t) => self.removed_tags.push(t.clone()),
+                Ctl::RuleRemoveTargetById(a, b, target) => {
+                    self.remove_target(RuleRef::Ids(*a, *b), target)
+                }
+                Ctl::RuleRemoveTargetByTag(tag, target) => {
+                    self.remove_target(RuleRef::Tag(tag.clone()), target)
+                }
+                Ctl::RuleEngine(m) => self.engine = *m,
+                Ctl::RequestBodyProcessor(p) => self.body_processor = p.clone(),
+                Ctl::ForceRequestBodyVariable(on) => self.force_body = *on,
+                Ctl::Inert => {}
+            },
+        }
+    }
+
+    /// `ARGS:foo`, `ARGS:/^x/`, `REQUEST_COOKIES` → a runtime exclusion.
+    fn remove_target(&mut self, r: RuleRef, target: &str) {
+        let (coll, key) = match target.split_once(':') {
+            Some((c, k)) => (c, Some(k)),
+            None => (target, None),
+        };
+        let Some(name) = super::vars::known(&coll.trim().to_ascii_uppercase()) else {
+            return;
+        };
+        let sel = match key {
+            None => CSel::All,
+            Some(k) if k.len() > 1 && k.starts_with('/') && k.ends_with('/') => {
+                match key_regex(&k[1..k.len() - 1]) {
+                    Ok(re) => CSel::Regex(re),
+                    Err(_) => return,
+                }
+            }
+            Some(k) => CSel::Key(k.as_bytes().to_vec()),
+        };
+        self.removed_targets.push((r, name, sel));
+    }
+
+    /// Expands `%{tx.name}`, `%{MATCHED_VAR}`, `%{rule.id}`, `%{REQUEST_HEADERS.host}` …;
+    /// an unknown or empty reference expands to nothing.
+    fn expand(&self, s: &str) -> String {
+        if !s.contains("%{") {
+            return s.to_string();
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(start) = rest.find("%{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                return out;
+            };
+            out.push_str(&self.resolve(&after[..end]));
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn resolve(&self, reference: &str) -> String {
+        let (coll, key) = match reference.split_once('.') {
+            Some((c, k)) => (c.to_ascii_uppercase(), Some(k)),
+            None => (reference.to_ascii_uppercase(), None),
+        };
+        let lossy = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        match (coll.as_str(), key) {
+            ("TX", Some(k)) => self
+                .tx
+                .get(&k.to_ascii_lowercase())
+                .map(|v| lossy(v))
+                .unwrap_or_default(),
+            ("MATCHED_VAR", None) => lossy(&self.matched_var.1),
+            ("MATCHED_VAR_NAME", None) => self.matched_var.0.clone(),
+            ("RULE", Some(k)) => {
+                let Some(r) = self.rule else {
+                    return String::new();
+                };
+                match k.to_ascii_lowercase().as_str() {
+                    "id" => r.id.to_string(),
+                    "msg" => r.msg.as_deref().map(|m| self.expand(m)).unwrap_or_default(),
+                    "severity" => r.severity.clone().unwrap_or_default(),
+                    "phase" => r.phase.to_string(),
+                    _ => String::new(),
+                }
+            }
+            (name, Some(k)) => self
+                .vars
+                .first(name, k.as_bytes())
+                .map(lossy)
+                .unwrap_or_default(),
+            (name, None) => self
+                .vars
+                .get(name)
+                .first()
+                .map(|e| lossy(&e.value))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// ModSecurity's integer reading: leading spaces, a sign, digits up to the first non-digit;
+/// anything else is 0.
+pub(super) fn parse_int(v: &[u8]) -> i64 {
+    let s = v.trim_ascii_start();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let n = digits
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .fold(0i64, |acc, &c| {
+            acc.saturating_mul(10).saturating_add(i64::from(c - b'0'))
+        });
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
