@@ -301,9 +301,18 @@ impl Line<'_> {
             }
             "secruleremovebyid" => {
                 let args = self.args(&tokens, 1, usize::MAX)?;
+                // Lone commas between spaced ids (`1 , 2`) are separators, not empty lists.
                 let mut ids = Vec::new();
-                for arg in args {
+                for arg in args.iter().filter(|a| {
+                    !a.text
+                        .trim_matches(|c: char| c == ',' || c.is_whitespace())
+                        .is_empty()
+                }) {
                     ids.extend(self.part(arg, parts::parse_ids)?);
+                }
+                if ids.is_empty() {
+                    let detail = "SecRuleRemoveById needs rule ids";
+                    return Err(self.err(args[0].offset, SecLangErrorKind::BadArgument, detail));
                 }
                 Directive::RemoveById { ids, location }
             }
