@@ -13,6 +13,8 @@ mod parts;
 mod tests;
 #[cfg(test)]
 mod tests_corpus;
+#[cfg(test)]
+mod tests_include;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
