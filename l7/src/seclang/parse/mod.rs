@@ -362,9 +362,10 @@ impl Line<'_> {
                     location,
                 }
             }
-            "include" => {
+            "include" | "includeoptional" => {
                 let args = self.args(&tokens, 1, 1)?;
-                return self.include(&args[0], &location, out);
+                let optional = lower == "includeoptional";
+                return self.include(&args[0], optional, &location, out);
             }
             _ if IGNORED_DIRECTIVES
                 .iter()
@@ -391,9 +392,11 @@ impl Line<'_> {
     }
 
     /// Expands `Include PATH` in place: a glob (sorted) or one file, relative to `base_dir`.
+    /// `IncludeOptional` (Apache's, used by Debian's `owasp-crs.load`) skips what is missing.
     fn include(
         &self,
         arg: &Token,
+        optional: bool,
         location: &Location,
         out: &mut Vec<Directive>,
     ) -> Result<(), SecLangError> {
@@ -415,11 +418,13 @@ impl Line<'_> {
             let mut files = matches
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| io(format!("cannot list {pattern:?}: {e}")))?;
-            if files.is_empty() {
+            if files.is_empty() && !optional {
                 return Err(io(format!("Include {pattern:?} matches no file")));
             }
             files.sort();
             files
+        } else if optional && !path.exists() {
+            Vec::new()
         } else {
             vec![path]
         };

@@ -53,6 +53,15 @@ fn include_errors() {
         (e.kind(), e.location().line, e.location().column),
         (Io, 2, 3)
     );
+    // IncludeOptional skips a missing file or an empty glob, but not an unreadable file.
+    let all = parse_str(
+        "IncludeOptional missing.conf\nincludeoptional x/*.conf",
+        "m.conf",
+        &dir,
+    );
+    assert_eq!(all, Ok(Vec::new()));
+    let e = parse_str("IncludeOptional rules", "m.conf", &dir).unwrap_err();
+    assert_eq!(e.kind(), Io);
     let e = parse_str("Include missing.conf", "m.conf", &dir).unwrap_err();
     assert_eq!(
         (e.kind(), e.location().to_string()),
