@@ -1,7 +1,7 @@
 //! Physical lines → logical lines (comments, blank lines, `\` continuations) → tokens.
 
-/// Where a piece of a logical line came from: its byte offset in the logical text, and the
-/// physical line and column of that byte.
+/// Where a physical line starts in the logical text. Each physical line is kept whole (only
+/// a trailing `\` dropped), so a byte's column is counted from its segment's start.
 #[derive(Clone, Copy, Debug)]
 struct Segment {
     offset: usize,
@@ -77,7 +77,8 @@ pub(super) fn logical_lines(text: &str) -> Result<Vec<LogicalLine>, DanglingCont
     }
 }
 
-/// One whitespace-separated word or double-quoted string of a logical line.
+/// One whitespace-separated word or double-quoted string of a logical line. Text right after a
+/// closing quote (`"a"b`) starts the next token: lenient, and CRS never writes that.
 #[derive(Debug, Clone)]
 pub(super) struct Token {
     /// The value: quotes removed and `\"` unescaped; other `\x` kept as written, since

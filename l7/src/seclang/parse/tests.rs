@@ -453,3 +453,17 @@ fn hostile_inputs_never_panic() {
     );
     assert_eq!(fails("SecRule A|ü|| x"), (Syntax, "1:9".into()));
 }
+
+proptest::proptest! {
+    /// Any text made of the characters the lexer and the argument parsers care about gives
+    /// directives or a located error, never a panic.
+    #[test]
+    fn arbitrary_text_never_panics(body in r#"[ \t\r\n\\"'|:!&@,/#a-zé-]{0,60}"#) {
+        for prefix in ["SecRule ", "SecAction ", "SecRuleRemoveById ", "SecRuleUpdateTargetById ", ""] {
+            let text = format!("{prefix}{body}");
+            if let Err(e) = parse_str(&text, "p.conf", Path::new("/nonexistent")) {
+                proptest::prop_assert!(e.location().line >= 1 && e.location().column >= 1, "{e}");
+            }
+        }
+    }
+}
