@@ -128,6 +128,8 @@ fn parse_text(
     depth: u32,
     out: &mut Vec<Directive>,
 ) -> Result<(), SecLangError> {
+    // A UTF-8 byte order mark (editors on Windows add one) is not part of the first directive.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines = lex::logical_lines(text).map_err(|(line, column)| {
         let at = Location {
             file: file.clone(),

@@ -187,3 +187,47 @@ fn crs_v3_debian_parses() {
     let sqli = find_rule(&all, "942100").expect("rule 942100");
     assert_eq!(sqli.operator.name, "detectSQLi");
 }
+
+/// Idioms of ModSecurity's `modsecurity.conf-recommended` (which Debian installs next to CRS
+/// 3.3): quoted ids, a message continued over lines, space-separated ignored values, a BOM.
+#[test]
+fn modsecurity_recommended_idioms() {
+    let text = concat!(
+        "\u{feff}SecRequestBodyAccess On\n",
+        "SecRule REQUEST_HEADERS:Content-Type \"(?:application(?:/soap\\+|/)|text/)xml\" \\\n",
+        "     \"id:'200000',phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML\"\n",
+        "SecRule MULTIPART_STRICT_ERROR \"!@eq 0\" \\\n",
+        "\"id:'200003',phase:2,t:none,log,deny,status:400, \\\n",
+        "msg:'Multipart request body failed strict validation: \\\n",
+        "PE %{REQBODY_PROCESSOR_ERROR}, \\\n",
+        "BQ %{MULTIPART_BOUNDARY_QUOTED}'\"\n",
+        "SecResponseBodyMimeType text/plain text/html text/xml\n",
+    );
+    let all = parse_str(text, "modsecurity.conf", Path::new("/")).unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(
+        matches!(&all[0], Directive::Ignored { name, value, .. } if name == "SecRequestBodyAccess" && value == "On")
+    );
+    let Directive::Rule(xml) = &all[1] else {
+        panic!()
+    };
+    assert_eq!(xml.operator.name, "rx");
+    assert_eq!(
+        xml.operator.argument,
+        r"(?:application(?:/soap\+|/)|text/)xml"
+    );
+    assert_eq!(xml.actions[0].argument.as_deref(), Some("200000"));
+    let Directive::Rule(strict) = &all[2] else {
+        panic!()
+    };
+    assert_eq!(strict.location.line, 4);
+    assert!(strict.operator.negated);
+    let msg = strict.actions.iter().find(|a| a.name == "msg").unwrap();
+    assert_eq!(
+        msg.argument.as_deref(),
+        Some("Multipart request body failed strict validation: PE %{REQBODY_PROCESSOR_ERROR}, BQ %{MULTIPART_BOUNDARY_QUOTED}")
+    );
+    assert!(
+        matches!(&all[3], Directive::Ignored { value, .. } if value == "text/plain text/html text/xml")
+    );
+}
