@@ -152,8 +152,8 @@ pub(super) fn parse_operator(text: &str) -> Result<OperatorAst, PartError> {
 }
 
 /// Comma-separated `name` / `name:value` actions; commas inside `'...'` do not split.
-/// Empty actions (`a,,b`, a trailing comma) are skipped, as ModSecurity does; CRS v4 has none
-/// but hand-written rule files often end a continued action list with a comma.
+/// Empty actions (`a,,b`, a trailing comma) are skipped: CRS v4 has none (its corpus test
+/// passes either way), but hand-written files often end a continued action list with one.
 /// Any `'` opens a quote (so an apostrophe in an unquoted value, `msg:it's`, is an unterminated
 /// quote); a value that does not start with `'` keeps its quotes (`ctl:...;ARGS:'a,b'`).
 pub(super) fn parse_actions(text: &str) -> Result<Vec<ActionAst>, PartError> {
