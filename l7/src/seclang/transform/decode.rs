@@ -78,13 +78,10 @@ fn strtol_byte(digits: &[u8], radix: u32) -> u8 {
             Some(x) if u32::from(x) < radix => i64::from(x),
             _ => break,
         };
-        v = match v
+        v = v
             .checked_mul(i64::from(radix))
             .and_then(|v| v.checked_add(dv))
-        {
-            Some(v) => v,
-            None => i64::MAX,
-        };
+            .unwrap_or(i64::MAX);
         if v == i64::MAX {
             break;
         }

@@ -78,11 +78,13 @@ pub(super) fn compress_whitespace(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `removeWhitespace`: removes C whitespace and NBSP (0xA0).
+/// `removeWhitespace`: removes C whitespace and NBSP (0xA0). Like libmodsecurity v3 it also
+/// removes every 0xC2 byte (the lead byte of UTF-8 U+00A0, `C2 A0`).
 pub(super) fn remove_whitespace(s: &[u8]) -> Option<Vec<u8>> {
+    let gone = |b: u8| is_ws_or_nbsp(b) || b == 0xc2;
     s.iter()
-        .any(|&b| is_ws_or_nbsp(b))
-        .then(|| s.iter().copied().filter(|&b| !is_ws_or_nbsp(b)).collect())
+        .any(|&b| gone(b))
+        .then(|| s.iter().copied().filter(|&b| !gone(b)).collect())
 }
 
 pub(super) fn remove_nulls(s: &[u8]) -> Option<Vec<u8>> {

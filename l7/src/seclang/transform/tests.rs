@@ -212,7 +212,13 @@ fn whitespace_and_nulls() {
         "compressWhitespace",
         &[(b"a \t\n b\xa0\xa0c\x0b", b"a b c ")],
     );
-    check("removeWhitespace", &[(b" a b\tc\xa0d\r\n", b"abcd")]);
+    check(
+        "removeWhitespace",
+        &[
+            (b" a b\tc\xa0d\r\n", b"abcd"),
+            (b"x\xc2\xa0y\xc3\xa9", b"xy\xc3\xa9"),
+        ],
+    );
     check("removeNulls", &[(b"a\0b\0", b"ab")]);
     check("replaceNulls", &[(b"a\0b\0", b"a b ")]);
     check("trim", &[(b" \t a b \n", b"a b"), (b"   ", b"")]);
