@@ -26,6 +26,15 @@ pub(super) fn uppercase(s: &[u8]) -> Option<Vec<u8>> {
 /// `cmdLine`: deletes `\ " ' ^`; deletes spaces before `/` and `(`; turns runs of
 /// space/tab/CR/LF/`,`/`;` into one space; lowercases (ASCII).
 pub(super) fn cmd_line(s: &[u8]) -> Option<Vec<u8>> {
+    let touched = |b: u8| {
+        matches!(
+            b,
+            b'"' | b'\'' | b'\\' | b'^' | b' ' | b',' | b';' | b'\t' | b'\r' | b'\n'
+        ) || b.is_ascii_uppercase()
+    };
+    if !s.iter().any(|&b| touched(b)) {
+        return None;
+    }
     let mut out = Vec::with_capacity(s.len());
     let mut space = false;
     for &c in s {
@@ -131,7 +140,9 @@ pub(super) fn trim(input: Cow<'_, [u8]>, left: bool, right: bool) -> Cow<'_, [u8
 /// cannot resolve), collapses repeated slashes, keeps a trailing slash only if there was
 /// one. With `win`, backslashes are first turned into slashes.
 pub(super) fn normalize_path(s: &[u8], win: bool) -> Option<Vec<u8>> {
-    if s.is_empty() {
+    // Without a dot, a doubled slash or (on Windows) a backslash there is nothing to do.
+    let busy = s.contains(&b'.') || s.windows(2).any(|w| w == b"//") || (win && s.contains(&b'\\'));
+    if s.is_empty() || !busy {
         return None;
     }
     let mut b: Vec<u8> = s.to_vec();
@@ -224,6 +235,12 @@ pub(super) fn normalize_path(s: &[u8], win: bool) -> Option<Vec<u8>> {
 /// `removeComments`: removes `/* … */` and `<!-- … -->` comments; `--` or `#` outside a
 /// comment ends the value (the rest is removed); an unterminated comment becomes one space.
 pub(super) fn remove_comments(s: &[u8]) -> Option<Vec<u8>> {
+    if !s
+        .iter()
+        .any(|&b| matches!(b, b'/' | b'*' | b'-' | b'#' | b'<'))
+    {
+        return None;
+    }
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     let mut in_comment = false;
@@ -260,6 +277,12 @@ pub(super) fn remove_comments(s: &[u8]) -> Option<Vec<u8>> {
 
 /// `removeCommentsChar`: removes the comment markers `/*`, `*/`, `<!--`, `-->`, `--`, `#`.
 pub(super) fn remove_comments_char(s: &[u8]) -> Option<Vec<u8>> {
+    if !s
+        .iter()
+        .any(|&b| matches!(b, b'/' | b'*' | b'-' | b'#' | b'<'))
+    {
+        return None;
+    }
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -286,6 +309,9 @@ pub(super) fn remove_comments_char(s: &[u8]) -> Option<Vec<u8>> {
 /// `replaceComments`: each `/* … */` becomes one space; an unterminated `/*` comment up to
 /// the end becomes one space.
 pub(super) fn replace_comments(s: &[u8]) -> Option<Vec<u8>> {
+    if !s.windows(2).any(|w| w == b"/*") {
+        return None;
+    }
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     let mut in_comment = false;
@@ -323,6 +349,9 @@ pub(super) enum Parity {
 /// `parityEven7bit` / `parityOdd7bit` / `parityZero7bit`, as ModSecurity computes them (the
 /// parity is taken over all eight bits of the byte, then bit 7 is set or cleared).
 pub(super) fn parity(s: &[u8], p: Parity) -> Option<Vec<u8>> {
+    if matches!(p, Parity::Zero) && s.is_ascii() {
+        return None;
+    }
     Some(
         s.iter()
             .map(|&x| {
