@@ -106,6 +106,19 @@ fn unchanged_input_is_borrowed_back() {
         assert!(matches!(out, Cow::Borrowed(_)), "{name} allocated");
         assert_eq!(&out[..], *input, "{name}");
     }
+    // Owned input that needs nothing is handed back as the same buffer.
+    for &tr in &[
+        Transform::Lowercase,
+        Transform::UrlDecodeUni,
+        Transform::NormalizePath,
+    ] {
+        let v = b"/plain/path".to_vec();
+        let ptr = v.as_ptr();
+        match tr.apply(Cow::Owned(v)) {
+            Cow::Owned(out) => assert_eq!(out.as_ptr(), ptr, "{}", tr.name()),
+            Cow::Borrowed(_) => panic!("{} turned owned input into borrowed", tr.name()),
+        }
+    }
     // A trim of borrowed input is a borrowed sub-slice.
     let out = Transform::Trim.apply(Cow::Borrowed(&b"  x  "[..]));
     assert!(matches!(out, Cow::Borrowed(b"x")));
