@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use crate::build::{cmd, workspace_root};
 
 /// Debian packages: LLVM 22 for bpf-linker, bpftool and xdp-tools for the bench baseline,
-/// iproute2 for the namespace lab, nginx and wrk for the proxy bench (npm: see `workerd`).
+/// iproute2 for the namespace lab, nginx and wrk for the proxy bench, ModSecurity v3 with CRS
+/// 3.3.4 (the WAF anchor, and CRS 3.3 rule files the SecLang engine must load), nats-server
+/// for multi-host sync (npm: see `workerd`).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -19,6 +21,9 @@ const APT_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "nginx",
     "wrk",
+    "modsecurity-crs",
+    "libnginx-mod-http-modsecurity",
+    "nats-server",
 ];
 /// Cloudflare's Workers runtime from the npm registry (the package ships the binary).
 const WORKERD_VERSION: &str = "1.20261117.1";

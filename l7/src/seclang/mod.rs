@@ -16,6 +16,9 @@ pub mod parse;
 pub mod transform;
 pub mod vars;
 
+#[cfg(test)]
+mod tests;
+
 pub use compile::{LoadStats, RuleSet};
 pub use error::{SecLangError, SecLangErrorKind};
 pub use eval::{Interruption, MatchedRule, Outcome};
