@@ -90,7 +90,11 @@ fn every_crs_rx_compiles() {
         println!("fallback: {f}");
     }
     assert!(failed.is_empty(), "did not compile:\n{}", failed.join("\n"));
-    assert!(fallback.len() <= 10, "{} patterns need the fallback", fallback.len());
+    assert!(
+        fallback.len() <= 10,
+        "{} patterns need the fallback",
+        fallback.len()
+    );
 }
 
 #[test]

@@ -14,8 +14,8 @@
 //! that exceeds fancy-regex's backtrack limit counts as no match (as a PCRE match-limit error
 //! does in ModSecurity).
 //!
-//! Known gap (both engines): PCRE's `$` (without `(?m)`) also matches before a final `\n`;
-//! here it matches only at the very end.
+//! PCRE's `$` (without `(?m)`) and `\Z` also match before a final `\n`; [`translate`] spells
+//! that `(?:\n?\z)`, which consumes the newline (see [`PCRE_END`]).
 
 use regex_automata::meta;
 use regex_automata::util::syntax;
@@ -127,23 +127,27 @@ fn latin1_bytes(s: &str) -> Vec<u8> {
 /// PCRE meaning:
 ///
 /// - a non-ASCII char (the pattern is UTF-8 text, PCRE sees its bytes) → one `\xHH` a byte;
+/// - `\x{HH}` up to `\x{FF}` → `\xHH` (regex-syntax takes only that form as a byte);
 /// - `\<` `\>` (literal in PCRE, word boundaries in regex-syntax) → `<` `>`;
 /// - an escaped non-ASCII char → its bytes, as above;
 /// - in a class: `[` that does not open `[:name:]` → `\[` (PCRE has no nested classes), `&`
 ///   and `~` → escaped (regex-syntax's `&&` `~~` set operators), a `-` followed by `-` → `\-`,
 ///   a `]` right after the opening `[` or `[^` → `\]`;
 /// - outside a class: a `{` that does not open a `{n}`, `{n,}` or `{n,m}` quantifier → `\{`
-///   (PCRE reads it as a literal).
+///   (PCRE reads it as a literal);
+/// - `$` (unless the pattern turns on `(?m)`) and `\Z` → [`PCRE_END`].
 pub(super) fn translate(pattern: &str) -> String {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len() + 8);
     let mut in_class = false;
+    let multiline = enables_multiline(pattern);
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         if c == '\\' {
             match chars.get(i + 1) {
                 None => out.push('\\'),
+                Some('Z') => out.push_str(PCRE_END),
                 Some('<') => out.push('<'),
                 Some('>') => out.push('>'),
                 Some(&n) if !n.is_ascii() => push_bytes(&mut out, n),
@@ -153,7 +157,18 @@ pub(super) fn translate(pattern: &str) -> String {
                         .iter()
                         .position(|&c| c == '}')
                         .map_or(chars.len(), |p| i + p + 1);
-                    out.extend(&chars[i..end]);
+                    let inner: String = chars
+                        .get(i + 3..end.saturating_sub(1))
+                        .unwrap_or_default()
+                        .iter()
+                        .collect();
+                    match u8::from_str_radix(&inner, 16) {
+                        // regex-syntax reads only the two-digit form as a byte.
+                        Ok(b) if n == 'x' && chars.get(end - 1) == Some(&'}') => {
+                            out.push_str(&format!("\\x{b:02X}"));
+                        }
+                        _ => out.extend(&chars[i..end]),
+                    }
                     i = end;
                     continue;
                 }
@@ -210,11 +225,30 @@ pub(super) fn translate(pattern: &str) -> String {
                 continue;
             }
             '{' if !is_quantifier(&chars[i..]) => out.push_str("\\{"),
+            '$' if !multiline => out.push_str(PCRE_END),
             _ => out.push(c),
         }
         i += 1;
     }
     out
+}
+
+/// PCRE's `$` outside multiline mode, and `\Z`: at the end or before a final `\n`. The
+/// newline is consumed (regex-automata has no lookahead), so a whole-match capture includes
+/// it and a pattern matching `\n` right after `$` no longer does (none in CRS v4).
+const PCRE_END: &str = "(?:\\n?\\z)";
+
+/// True when a `(?m)` / `(?im:` … flag group turns multiline mode on somewhere; `$` then keeps
+/// regex-syntax's meaning, which equals PCRE's in multiline mode (`\n` line ends).
+fn enables_multiline(pattern: &str) -> bool {
+    pattern.match_indices("(?").any(|(at, _)| {
+        let flags = pattern[at + 2..]
+            .split([':', ')'])
+            .next()
+            .unwrap_or_default();
+        flags.bytes().all(|c| c.is_ascii_alphabetic() || c == b'-')
+            && flags.split('-').next().is_some_and(|on| on.contains('m'))
+    })
 }
 
 fn push_bytes(out: &mut String, c: char) {

@@ -44,10 +44,23 @@ fn hit(o: &Operator, input: &[u8]) -> bool {
 fn names_are_case_insensitive_and_unknown_is_reported() {
     assert_eq!(op("RX", "a").name(), "rx");
     // Known aliases: the missing data file is the error, not the name.
-    assert!(matches!(try_op("PMF", "x"), Err(OperatorError::BadArgument(_))));
-    assert!(matches!(try_op("ipMatchF", "x"), Err(OperatorError::BadArgument(_))));
+    assert!(matches!(
+        try_op("PMF", "x"),
+        Err(OperatorError::BadArgument(_))
+    ));
+    assert!(matches!(
+        try_op("ipMatchF", "x"),
+        Err(OperatorError::BadArgument(_))
+    ));
     assert_eq!(op("BeginsWith", "a").name(), "beginsWith");
-    for name in ["rbl", "geoLookup", "inspectFile", "verifyCC", "gsbLookup", "fuzzyHash"] {
+    for name in [
+        "rbl",
+        "geoLookup",
+        "inspectFile",
+        "verifyCC",
+        "gsbLookup",
+        "fuzzyHash",
+    ] {
         assert_eq!(
             try_op(name, "x").unwrap_err(),
             OperatorError::Unknown(name.into())
@@ -70,6 +83,15 @@ fn rx_matches_bytes_and_folds_case() {
     // A non-ASCII literal in the pattern is its UTF-8 bytes.
     assert!(hit(&op("rx", "é+"), "é".as_bytes()));
     assert!(hit(&op("!rx", "^\\d+$"), b"12a"));
+    // PCRE's `$` and `\Z` also match before a final newline (not before an inner one).
+    assert!(hit(&op("rx", "^\\d+$"), b"12\n"));
+    assert!(!hit(&op("rx", "^\\d+$"), b"12\n\n"));
+    assert!(hit(&op("rx", "^a\\Z"), b"a\n"));
+    assert!(!op("rx", "^a\\Z").uses_fallback());
+    assert!(hit(&op("rx", "^$"), b"\n"));
+    // In multiline mode `$` is any line end, as in PCRE.
+    assert!(hit(&op("rx", "(?m)^a$"), b"a\nb"));
+    assert!(!hit(&op("rx", "^a$"), b"a\nb"));
     assert!(!hit(&op("!rx", "^\\d+$"), b"12"));
 }
 
@@ -78,7 +100,10 @@ fn rx_captures_whole_match_and_groups() {
     let o = op("rx", "(a+)(x)?(b+)");
     let (ok, caps) = run(&o, b"--aabb--", &[]);
     assert!(ok);
-    assert_eq!(caps, vec![b"aabb".to_vec(), b"aa".to_vec(), vec![], b"bb".to_vec()]);
+    assert_eq!(
+        caps,
+        vec![b"aabb".to_vec(), b"aa".to_vec(), vec![], b"bb".to_vec()]
+    );
     let many = op("rx", "(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)(k)");
     let (_, caps) = run(&many, b"abcdefghijk", &[]);
     assert_eq!(caps.len(), 10);
@@ -113,8 +138,20 @@ fn rx_translation_keeps_pcre_meaning() {
     assert_eq!(translate("[[:alpha:]&~]"), "[[:alpha:]\\&\\~]");
     assert_eq!(translate("[]a]"), "[\\]a]");
     assert_eq!(translate("\\<x\\>"), "<x>");
-    assert_eq!(translate("\\x{41}{2}"), "\\x{41}{2}");
+    assert_eq!(translate("\\x{41}{2}"), "\\x41{2}");
+    assert_eq!(translate("[\\x{e2}-\\x{FF}]"), "[\\xE2-\\xFF]");
+    assert_eq!(translate("\\x{100}\\p{L}"), "\\x{100}\\p{L}");
+    assert!(hit(&op("rx", "\\x{bc}[^\\x{be}]"), b"\xbcx"));
+    assert!(!op("rx", "\\x{bc}").uses_fallback());
     assert_eq!(translate("é"), "\\xC3\\xA9");
+    assert_eq!(translate("a$|[$]\\$"), "a(?:\\n?\\z)|[$]\\$");
+    assert_eq!(translate("(?im)a$"), "(?im)a$");
+    assert_eq!(translate("(?i-m)a$"), "(?i-m)a(?:\\n?\\z)");
+    // Truncated escapes do not panic (and the pattern does not compile).
+    for bad in ["\\x{", "\\x{4", "\\", "[", "a{", "[[:", "\\p{"] {
+        let _ = translate(bad);
+        let _ = try_op("rx", bad);
+    }
     assert!(hit(&op("rx", "[a[b]+"), b"[[["));
     assert!(hit(&op("rx", "\\<script"), b"<script"));
     assert!(hit(&op("rx", "\\/\\-\\#"), b"/-#"));
@@ -142,14 +179,21 @@ fn pm_finds_phrases_case_insensitively() {
     assert_eq!(caps, vec![b"BAR".to_vec()]);
     assert!(!hit(&o, b"fo ba"));
     assert!(hit(&op("!pm", "foo"), b"nothing"));
-    assert!(matches!(try_op("pm", "  "), Err(OperatorError::BadArgument(_))));
+    assert!(matches!(
+        try_op("pm", "  "),
+        Err(OperatorError::BadArgument(_))
+    ));
 }
 
 #[test]
 fn pm_from_file_reads_and_reports_missing() {
     let dir = std::env::temp_dir().join(format!("rampart-op-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("a.data"), "# comment\n\n  etc/passwd  \nboot.ini\n").unwrap();
+    std::fs::write(
+        dir.join("a.data"),
+        "# comment\n\n  etc/passwd  \nboot.ini\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("b.data"), "win.ini\n").unwrap();
     std::fs::write(dir.join("ips.txt"), "# nets\n10.0.0.0/8\n2001:db8::/32\n").unwrap();
     let ast = |name: &str, arg: &str| OperatorAst {
@@ -197,7 +241,10 @@ fn string_operators_are_byte_exact() {
 
 #[test]
 fn string_operators_expand_macros() {
-    let vars = [("tx.allowed_methods", "GET HEAD POST OPTIONS"), ("TX.2", "abc")];
+    let vars = [
+        ("tx.allowed_methods", "GET HEAD POST OPTIONS"),
+        ("TX.2", "abc"),
+    ];
     let within = op("!within", "%{tx.allowed_methods}");
     assert!(!run(&within, b"GET", &vars).0);
     assert!(run(&within, b"DELETE", &vars).0);
@@ -227,13 +274,22 @@ fn numbers_parse_like_modsecurity() {
     assert!(run(&lt, b"1", &vars).0);
     assert!(!run(&lt, b"2", &vars).0);
     assert!(run(&op("ge", "%{tx.t}"), b"5", &vars).0);
-    assert!(matches!(try_op("eq", "abc"), Err(OperatorError::BadArgument(_))));
-    assert!(matches!(try_op("lt", ""), Err(OperatorError::BadArgument(_))));
+    assert!(matches!(
+        try_op("eq", "abc"),
+        Err(OperatorError::BadArgument(_))
+    ));
+    assert!(matches!(
+        try_op("lt", ""),
+        Err(OperatorError::BadArgument(_))
+    ));
 }
 
 #[test]
 fn ip_match_takes_addresses_and_cidrs() {
-    let o = op("ipMatch", "127.0.0.1,::1 192.168.0.0/16, 2001:db8::/32,0.0.0.0/0");
+    let o = op(
+        "ipMatch",
+        "127.0.0.1,::1 192.168.0.0/16, 2001:db8::/32,0.0.0.0/0",
+    );
     assert!(hit(&o, b"127.0.0.1"));
     assert!(hit(&o, b"::1"));
     assert!(hit(&o, b"2001:db8:1::5"));
@@ -247,7 +303,14 @@ fn ip_match_takes_addresses_and_cidrs() {
     assert!(!hit(&o, b"not an ip"));
     assert!(hit(&op("!ipMatch", "10.0.0.0/8"), b"11.0.0.1"));
     assert!(hit(&op("ipMatch", "::/0"), b"fe80::1"));
-    for bad in ["10.0.0.0/33", "::/129", "1.2.3", "10.0.0.0/", "10.0.0.0/+8", ""] {
+    for bad in [
+        "10.0.0.0/33",
+        "::/129",
+        "1.2.3",
+        "10.0.0.0/",
+        "10.0.0.0/+8",
+        "",
+    ] {
         assert!(
             matches!(try_op("ipMatch", bad), Err(OperatorError::BadArgument(_))),
             "{bad}"
@@ -266,7 +329,10 @@ fn validate_operators() {
     assert!(!hit(&op("!validateByteRange", "1-255"), b"a\x00b"));
     for bad in ["", "1-", "300", "5-3", "a"] {
         assert!(
-            matches!(try_op("validateByteRange", bad), Err(OperatorError::BadArgument(_))),
+            matches!(
+                try_op("validateByteRange", bad),
+                Err(OperatorError::BadArgument(_))
+            ),
             "{bad}"
         );
     }

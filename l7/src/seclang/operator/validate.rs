@@ -7,12 +7,13 @@ use super::OperatorError;
 /// The allowed bytes of a `@validateByteRange 9,10,13,32-126` argument.
 #[derive(Debug)]
 pub(super) struct ByteSet {
-    allowed: [bool; 256],
+    /// Bit `b % 64` of word `b / 64` is set when byte `b` is allowed.
+    allowed: [u64; 4],
 }
 
 impl ByteSet {
     pub(super) fn parse(argument: &str) -> Result<ByteSet, OperatorError> {
-        let mut allowed = [false; 256];
+        let mut allowed = [0u64; 4];
         let mut any = false;
         for item in argument.split(',').map(str::trim) {
             if item.is_empty() {
@@ -37,7 +38,7 @@ impl ByteSet {
                 return Err(bad());
             }
             for b in lo..=hi {
-                allowed[usize::from(b)] = true;
+                allowed[usize::from(b / 64)] |= 1 << (b % 64);
             }
             any = true;
         }
@@ -49,7 +50,9 @@ impl ByteSet {
 
     /// True when `input` holds a byte outside the allowed set (ModSecurity's match).
     pub(super) fn any_outside(&self, input: &[u8]) -> bool {
-        input.iter().any(|&b| !self.allowed[usize::from(b)])
+        input
+            .iter()
+            .any(|&b| self.allowed[usize::from(b / 64)] & (1 << (b % 64)) == 0)
     }
 }
 
