@@ -97,6 +97,58 @@ fn every_crs_rx_compiles() {
     );
 }
 
+/// The `@rx` pattern of CRS rule `id` (the rule's own operator, not a chained one).
+fn crs_rx_of(id: u32) -> String {
+    let dir = crs_rules();
+    let needle = format!("id:{id},");
+    for (file, line, _, argument, _) in crs_operators(&["rx"]) {
+        let text = std::fs::read_to_string(dir.join(&file)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for l in &lines[line..] {
+            if l.trim_start().starts_with("SecRule") || l.trim_start().starts_with("SecAction") {
+                break;
+            }
+            if l.contains(&needle) {
+                return argument;
+            }
+        }
+    }
+    panic!("no @rx rule {id} in CRS");
+}
+
+#[test]
+fn crs_rx_rules_catch_their_attacks() {
+    let cases: &[(u32, &[u8], &[u8])] = &[
+        (930110, b"../../etc/passwd", b"a.b/c"),
+        (941110, b"<ScRiPt>alert(1)", b"script"),
+        (
+            942140,
+            b"select * from information_schema.tables",
+            b"hello world",
+        ),
+        (944150, b"${jndi:ldap://evil/a}", b"$5 price"),
+        (933160, b"eval(1)", b"evaluation"),
+        (920260, b"%uff0e", b"%41"),
+    ];
+    let expand = |s: &str| s.to_string();
+    for &(id, attack, benign) in cases {
+        let ast = OperatorAst {
+            name: "rx".into(),
+            argument: crs_rx_of(id),
+            negated: false,
+        };
+        let op = Operator::compile(&ast, &crs_rules()).unwrap();
+        let mut caps = Vec::new();
+        let mut ctx = super::MatchCtx {
+            expand: &expand,
+            capture: true,
+            captures: &mut caps,
+        };
+        assert!(op.matches(attack, &mut ctx), "{id} missed {attack:?}");
+        assert!(!op.matches(benign, &mut ctx), "{id} hit {benign:?}");
+    }
+}
+
 #[test]
 fn every_crs_pm_from_file_loads() {
     let ops = crs_operators(&["pmFromFile", "pmf"]);

@@ -55,9 +55,19 @@ impl Arg {
     }
 }
 
-/// True when `s` holds a `%{…}` macro.
+/// True when `s` holds a `%{name}` macro: a name starting with a letter or `_`, then letters,
+/// digits, `_ . : -` (so the regex quantifier in `%{1,2}` is not a macro).
 pub(super) fn has_macro(s: &str) -> bool {
-    s.find("%{").is_some_and(|at| s[at..].contains('}'))
+    s.match_indices("%{").any(|(at, _)| {
+        let rest = &s.as_bytes()[at + 2..];
+        let len = rest
+            .iter()
+            .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-'))
+            .count();
+        len > 0
+            && (rest[0].is_ascii_alphabetic() || rest[0] == b'_')
+            && rest.get(len) == Some(&b'}')
+    })
 }
 
 /// Parses an integer the way ModSecurity (`atoi`) does: leading whitespace skipped, an

@@ -167,6 +167,8 @@ fn rx_bad_pattern_and_macro() {
     let o = op("rx", "^%{tx.m}$");
     assert!(run(&o, b"abc", &[("tx.m", "a.c")]).0);
     assert!(!run(&o, b"abc", &[("tx.m", "x")]).0);
+    // A quantifier on `%` is not a macro.
+    assert!(hit(&op("rx", "^a%{2}$"), b"a%%"));
     // An expansion that does not compile matches nothing.
     assert!(!run(&o, b"abc", &[("tx.m", "(")]).0);
 }
