@@ -15,10 +15,14 @@ impl Phrases {
     /// `@pm a b c`: space-separated phrases.
     pub(super) fn from_list(argument: &str) -> Result<Phrases, OperatorError> {
         let phrases: Vec<&str> = argument.split_ascii_whitespace().collect();
+        if phrases.is_empty() {
+            return Err(OperatorError::BadArgument("@pm without phrases".into()));
+        }
         Phrases::build(&phrases)
     }
 
-    /// `@pmFromFile a.data b.data`: one phrase a line, blank and `#` lines skipped.
+    /// `@pmFromFile a.data b.data`: one phrase a line, blank and `#` lines skipped (files with
+    /// no phrase at all load, and match nothing).
     pub(super) fn from_files(argument: &str, base_dir: &Path) -> Result<Phrases, OperatorError> {
         let mut phrases = Vec::new();
         read_data_files(argument, base_dir, |line| {
@@ -29,9 +33,6 @@ impl Phrases {
     }
 
     fn build<P: AsRef<[u8]>>(phrases: &[P]) -> Result<Phrases, OperatorError> {
-        if phrases.is_empty() {
-            return Err(OperatorError::BadArgument("no phrases to match".into()));
-        }
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)

@@ -203,6 +203,9 @@ fn pm_from_file_reads_and_reports_missing() {
         argument: arg.into(),
         negated: false,
     };
+    std::fs::write(dir.join("empty.data"), "# nothing yet\n").unwrap();
+    let empty = Operator::compile(&ast("pmf", "empty.data"), &dir).unwrap();
+    assert!(!hit(&empty, b"anything"));
     let o = Operator::compile(&ast("pmFromFile", "a.data b.data"), &dir).unwrap();
     assert!(hit(&o, b"../../ETC/PASSWD"));
     assert!(hit(&o, b"c:\\win.ini"));
@@ -382,4 +385,34 @@ fn capture_off_leaves_captures_alone() {
     };
     assert!(o.matches(b"a", &mut ctx));
     assert_eq!(caps, vec![b"keep".to_vec()]);
+}
+
+#[test]
+fn operators_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Operator>();
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// No pattern makes translation or compilation panic, and no input makes matching panic.
+    #[test]
+    fn rx_never_panics(pattern in "[\\\\a-z(){}\\[\\]^$:?!<=>|*+.,0-9xpPZé-]{0,16}", input in proptest::collection::vec(proptest::num::u8::ANY, 0..32)) {
+        let _ = translate(&pattern);
+        if let Ok(o) = try_op("rx", &pattern) {
+            let _ = run(&o, &input, &[]);
+        }
+    }
+
+    #[test]
+    fn other_operators_never_panic(arg in "[ ,0-9a-f:./%{}-]{0,24}", input in proptest::collection::vec(proptest::num::u8::ANY, 0..32)) {
+        for name in ["pm", "streq", "contains", "beginsWith", "endsWith", "containsWord", "within",
+            "eq", "lt", "ipMatch", "validateByteRange", "validateUrlEncoding",
+            "validateUtf8Encoding", "detectSQLi", "detectXSS"] {
+            if let Ok(o) = try_op(name, &arg) {
+                let _ = run(&o, &input, &[]);
+            }
+        }
+    }
 }
