@@ -398,7 +398,10 @@ proptest::proptest! {
 
     /// No pattern makes translation or compilation panic, and no input makes matching panic.
     #[test]
-    fn rx_never_panics(pattern in "[\\\\a-z(){}\\[\\]^$:?!<=>|*+.,0-9xpPZé-]{0,16}", input in proptest::collection::vec(proptest::num::u8::ANY, 0..32)) {
+    fn rx_never_panics(
+        pattern in "[\\\\a-z(){}\\[\\]^$:?!<=>|*+.,0-9xpPZé-]{0,16}",
+        input in proptest::collection::vec(proptest::num::u8::ANY, 0..32),
+    ) {
         let _ = translate(&pattern);
         if let Ok(o) = try_op("rx", &pattern) {
             let _ = run(&o, &input, &[]);
@@ -406,7 +409,10 @@ proptest::proptest! {
     }
 
     #[test]
-    fn other_operators_never_panic(arg in "[ ,0-9a-f:./%{}-]{0,24}", input in proptest::collection::vec(proptest::num::u8::ANY, 0..32)) {
+    fn other_operators_never_panic(
+        arg in "[ ,0-9a-f:./%{}-]{0,24}",
+        input in proptest::collection::vec(proptest::num::u8::ANY, 0..32),
+    ) {
         for name in ["pm", "streq", "contains", "beginsWith", "endsWith", "containsWord", "within",
             "eq", "lt", "ipMatch", "validateByteRange", "validateUrlEncoding",
             "validateUtf8Encoding", "detectSQLi", "detectXSS"] {
