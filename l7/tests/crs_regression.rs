@@ -197,6 +197,9 @@ fn read_suite(dir: &Path) -> Tally {
     let mut files: Vec<PathBuf> = Vec::new();
     for sub in std::fs::read_dir(dir).expect("tests folder") {
         let sub = sub.expect("entry").path();
+        if !sub.is_dir() {
+            continue;
+        }
         for f in std::fs::read_dir(&sub).expect("rule folder") {
             files.push(f.expect("entry").path());
         }
