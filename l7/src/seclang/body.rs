@@ -260,21 +260,48 @@ fn boundary(content_type: &[u8]) -> Option<Vec<u8>> {
     (!b.is_empty() && b.len() <= 70).then_some(b)
 }
 
-/// A `; key=value` or `; key="value"` parameter (case-insensitive key).
+/// A `; key=value` or `; key="value"` parameter (case-insensitive key). Quoted values may
+/// hold `;` (CRS tests send HTML entities in part names), so the split respects quotes.
 fn param(params: &[u8], key: &[u8]) -> Option<Vec<u8>> {
-    for seg in params.split(|&c| c == b';') {
-        let Some(eq) = seg.iter().position(|&c| c == b'=') else {
-            continue;
-        };
-        if !seg[..eq].trim_ascii().eq_ignore_ascii_case(key) {
-            continue;
+    let mut i = 0;
+    while i < params.len() {
+        // One `key=value` segment, up to an unquoted `;`.
+        let start = i;
+        let mut eq = None;
+        let mut value = Vec::new();
+        let mut quoted = false;
+        let mut in_value = false;
+        while i < params.len() {
+            let c = params[i];
+            if quoted {
+                if c == b'\\' && matches!(params.get(i + 1), Some(b'"' | b'\\')) {
+                    value.push(params[i + 1]);
+                    i += 2;
+                    continue;
+                }
+                if c == b'"' {
+                    quoted = false;
+                } else {
+                    value.push(c);
+                }
+            } else if c == b';' {
+                break;
+            } else if c == b'=' && eq.is_none() {
+                eq = Some(i);
+                in_value = true;
+            } else if in_value && c == b'"' && value.iter().all(u8::is_ascii_whitespace) {
+                value.clear();
+                quoted = true;
+            } else if in_value {
+                value.push(c);
+            }
+            i += 1;
         }
-        let v = seg[eq + 1..].trim_ascii();
-        let v = v
-            .strip_prefix(b"\"")
-            .and_then(|v| v.strip_suffix(b"\""))
-            .unwrap_or(v);
-        return Some(v.to_vec());
+        i += 1;
+        let Some(eq) = eq else { continue };
+        if params[start..eq].trim_ascii().eq_ignore_ascii_case(key) {
+            return Some(value.trim_ascii().to_vec());
+        }
     }
     None
 }

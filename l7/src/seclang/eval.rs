@@ -224,6 +224,12 @@ impl<'r> Tx<'r> {
             if now.is_empty() {
                 return false;
             }
+            // As ModSecurity: a link's non-disruptive actions run as soon as it matches, so
+            // the next link can read what they set (CRS 931130 does); they stay done even
+            // when a later link fails.
+            for e in &link.effects {
+                self.effect(e);
+            }
             self.prev_matched = now;
         }
         true
@@ -318,13 +324,8 @@ impl<'r> Tx<'r> {
         })
     }
 
-    /// The chain matched: run its effects, log it, apply its disruptive action.
+    /// The chain matched: log it, apply its disruptive action.
     fn matched(&mut self, rule: &'r Rule) {
-        for link in &rule.links {
-            for e in &link.effects {
-                self.effect(e);
-            }
-        }
         self.outcome.matched.push(MatchedRule {
             id: rule.id,
             phase: rule.phase,
