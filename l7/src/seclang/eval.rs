@@ -74,6 +74,8 @@ impl RuleSet {
             outcome: Outcome::default(),
             allowed: false,
         };
+        let processor = t.body_processor.clone();
+        t.vars.set_processor(&processor);
         if t.engine != EngineMode::Off {
             t.phase(1);
             if t.outcome.interruption.is_none() && !t.allowed {
@@ -400,7 +402,10 @@ impl<'r> Tx<'r> {
                     self.remove_target(RuleRef::Tag(tag.clone()), target)
                 }
                 Ctl::RuleEngine(m) => self.engine = *m,
-                Ctl::RequestBodyProcessor(p) => self.body_processor = p.clone(),
+                Ctl::RequestBodyProcessor(p) => {
+                    self.body_processor = p.clone();
+                    self.vars.set_processor(p);
+                }
                 Ctl::ForceRequestBodyVariable(on) => self.force_body = *on,
                 Ctl::Inert => {}
             },

@@ -217,7 +217,8 @@ impl RequestVars {
     }
 
     /// Adds the body's variables, read by `processor` (`URLENCODED`, `MULTIPART`, `JSON`,
-    /// `XML`, or empty for none); `force_body` fills `REQUEST_BODY` whatever the processor.
+    /// `XML`, or empty for none); `force_body` (`ctl:forceRequestBodyVariable`) fills
+    /// `REQUEST_BODY` whatever the processor.
     pub fn add_body(&mut self, input: &HttpInput, processor: &str, force_body: bool) {
         let content_type = self
             .first("REQUEST_HEADERS", b"content-type")
@@ -227,8 +228,11 @@ impl RequestVars {
             "REQUEST_BODY_LENGTH",
             input.body.len().to_string().into_bytes(),
         );
-        let _ = force_body; // REQUEST_BODY is always kept: the body is in memory anyway.
-        self.scalar("REQUEST_BODY", input.body.clone());
+        // As ModSecurity: the raw body is a variable only for urlencoded bodies or when a
+        // rule asked for it (CRS 901340 does for bodies no processor reads).
+        if processor == "URLENCODED" || force_body {
+            self.scalar("REQUEST_BODY", input.body.clone());
+        }
         let mut full = [
             &input.method[..],
             b" ",
@@ -278,6 +282,11 @@ impl RequestVars {
             }
         }
         self.sizes();
+    }
+
+    /// `REQBODY_PROCESSOR` as chosen so far (phase 1 reads it before the body is read).
+    pub fn set_processor(&mut self, processor: &str) {
+        self.scalar("REQBODY_PROCESSOR", processor.as_bytes().to_vec());
     }
 
     /// The values of `name`, in order (empty when it has none).
