@@ -199,6 +199,9 @@ impl<'r> Tx<'r> {
                 if !self.check(link, b"") {
                     return false;
                 }
+                for e in &link.effects {
+                    self.effect(e);
+                }
             } else {
                 for (name, value) in self.collect(rule, link) {
                     // multiMatch: the operator also sees the value before and between the
@@ -220,17 +223,18 @@ impl<'r> Tx<'r> {
                     if let Some(v) = hit {
                         self.matched_var = (name.clone(), v.clone());
                         now.push((name, v));
+                        // As ModSecurity: non-disruptive actions run once per matched value,
+                        // with that value's captures (CRS 922150 numbers each part header).
+                        for e in &link.effects {
+                            self.effect(e);
+                        }
                     }
                 }
             }
+            // The effects ran as values matched, before the next link: it may read what they
+            // set (CRS 931130 does); they stay done when a later link fails, as ModSecurity.
             if now.is_empty() {
                 return false;
-            }
-            // As ModSecurity: a link's non-disruptive actions run as soon as it matches, so
-            // the next link can read what they set (CRS 931130 does); they stay done even
-            // when a later link fails.
-            for e in &link.effects {
-                self.effect(e);
             }
             self.prev_matched = now;
         }
