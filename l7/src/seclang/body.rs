@@ -73,27 +73,28 @@ pub fn xml(body: &[u8]) -> BodyVars {
     let mut seen_element = false;
     while i < body.len() {
         if body[i] != b'<' {
-            text.push(body[i]);
-            i += 1;
+            let end = body[i..].iter().position(|&c| c == b'<').map_or(body.len(), |p| i + p);
+            text.extend_from_slice(&decode_entities(&body[i..end]));
+            i = end;
             continue;
         }
         let rest = &body[i..];
-        let (end_marker, skip_text): (&[u8], bool) = if rest.starts_with(b"<!--") {
-            (b"-->", true)
+        let (end, marker_len) = if rest.starts_with(b"<!--") {
+            (find(rest, b"-->"), 3)
         } else if rest.starts_with(b"<![CDATA[") {
-            (b"]]>", false)
+            (find(rest, b"]]>"), 3)
         } else if rest.starts_with(b"<?") {
-            (b"?>", true)
+            (find(rest, b"?>"), 2)
         } else {
-            // Tags, declarations (`<!DOCTYPE`) and end tags all close at `>`.
-            (b">", true)
+            // Tags, declarations (`<!DOCTYPE`) and end tags close at a `>` outside quotes.
+            (tag_end(rest), 1)
         };
-        let Some(end) = find(rest, end_marker) else {
+        let Some(end) = end else {
             out.error = Some("XML parsing error: unterminated markup".into());
             break;
         };
         let inner = &rest[..end];
-        if !skip_text {
+        if inner.starts_with(b"<![CDATA[") {
             text.extend_from_slice(&inner[9..]);
         } else if !(inner.starts_with(b"<!") || inner.starts_with(b"<?")) {
             seen_element = true;
@@ -104,7 +105,7 @@ pub fn xml(body: &[u8]) -> BodyVars {
             }
             attributes(inner, &mut attrs);
         }
-        i += end + end_marker.len();
+        i += end + marker_len;
     }
     if out.error.is_none() && (depth != 0 || !seen_element) {
         out.error = Some("XML parsing error: document is not well formed".into());
@@ -115,6 +116,63 @@ pub fn xml(body: &[u8]) -> BodyVars {
         .map(|(_, v)| (b"//@*".to_vec(), v))
         .collect();
     out.collections.push(("XML", attr_values));
+    out
+}
+
+/// The `>` closing a tag, skipping quoted attribute values.
+fn tag_end(tag: &[u8]) -> Option<usize> {
+    let mut quote = None;
+    for (i, &c) in tag.iter().enumerate() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'"' || c == b'\'' => quote = Some(c),
+            None if c == b'>' => return Some(i),
+            None => {}
+        }
+    }
+    None
+}
+
+/// XML's predefined and numeric character references, as the parser hands values to
+/// ModSecurity (numeric ones as UTF-8); an unknown or broken reference stays as written.
+fn decode_entities(raw: &[u8]) -> Vec<u8> {
+    if !raw.contains(&b'&') {
+        return raw.to_vec();
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'&' {
+            if let Some(len) = raw[i..].iter().take(12).position(|&c| c == b';') {
+                let name = &raw[i + 1..i + len];
+                let ch = match name {
+                    b"lt" => Some('<'),
+                    b"gt" => Some('>'),
+                    b"amp" => Some('&'),
+                    b"quot" => Some('"'),
+                    b"apos" => Some('\''),
+                    [b'#', b'x' | b'X', hex @ ..] => std::str::from_utf8(hex)
+                        .ok()
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                        .and_then(char::from_u32),
+                    [b'#', dec @ ..] => std::str::from_utf8(dec)
+                        .ok()
+                        .and_then(|d| d.parse().ok())
+                        .and_then(char::from_u32),
+                    _ => None,
+                };
+                if let Some(ch) = ch {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                    i += len + 1;
+                    continue;
+                }
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
     out
 }
 
@@ -140,7 +198,7 @@ fn attributes(tag: &[u8], out: &mut Pairs) {
         let Some(len) = tag[j + 1..].iter().position(|&c| c == quote) else {
             return;
         };
-        out.push((name, tag[j + 1..j + 1 + len].to_vec()));
+        out.push((name, decode_entities(&tag[j + 1..j + 1 + len])));
         i = j + 1 + len + 1;
     }
 }
@@ -350,10 +408,10 @@ mod tests {
 
     #[test]
     fn xml_text_and_attributes() {
-        let b = xml(br#"<?xml version="1.0"?><a x="1"><b>hi</b><![CDATA[<q>]]><!-- c --></a>"#);
+        let b = xml(br#"<?xml version="1.0"?><a x="1&gt;&#x7B;"><b>hi &amp;</b><![CDATA[<q>]]><!-- c --></a>"#);
         assert!(b.error.is_none(), "{:?}", b.error);
-        assert_eq!(s(&b.collections[0].1[0].1), "hi<q>");
-        assert_eq!(s(&b.collections[1].1[0].1), "1");
+        assert_eq!(s(&b.collections[0].1[0].1), "hi &<q>");
+        assert_eq!(s(&b.collections[1].1[0].1), "1>{");
         assert!(xml(b"<a><b></a>").error.is_some());
         assert!(xml(b"not xml").error.is_some());
     }
