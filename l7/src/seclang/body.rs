@@ -27,7 +27,8 @@ pub fn urlencoded(body: &[u8]) -> BodyVars {
     }
 }
 
-/// JSON leaves as `json.a.b`, `json.list.0` (Coraza's and ModSecurity's naming).
+/// JSON leaves as `json.a.b`, `json.list.0`, and each array as `json.list` = its length
+/// (Coraza's naming).
 pub fn json(body: &[u8]) -> BodyVars {
     let mut out = BodyVars::default();
     match serde_json::from_slice::<serde_json::Value>(body) {
@@ -51,6 +52,9 @@ fn flatten(v: &serde_json::Value, name: Vec<u8>, depth: usize, out: &mut BodyVar
             }
         }
         Value::Array(items) => {
+            // The array itself is an argument too (its length), as Coraza reads JSON: its
+            // name must reach ARGS_NAMES even when its elements are indexed below it.
+            out.args.push((name.clone(), items.len().to_string().into_bytes()));
             for (i, v) in items.iter().enumerate() {
                 flatten(v, child(i.to_string().as_bytes()), depth + 1, out);
             }
@@ -397,6 +401,7 @@ mod tests {
         assert_eq!(
             args,
             [
+                ("json.a.b".into(), "2".into()),
                 ("json.a.b.0".into(), "x".into()),
                 ("json.a.b.1".into(), "2".into()),
                 ("json.c".into(), "".into())
