@@ -12,8 +12,8 @@
 //! origin's answers) and tests whose only expectation is an HTTP status (the web server's
 //! answer, not the WAF's log).
 //!
-//! The test prints the pass rate and the failing tests and asserts the rate stays at or above
-//! the floor measured when this engine landed, so a change that loses detection fails here.
+//! The test prints the pass rate and the failing tests, and fails when any test fails other
+//! than the few listed in [`SERVER_BEHAVIOUR`] (expectations about the web server).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,8 +22,36 @@ use base64::Engine as _;
 use marked_yaml::Node;
 use rampart_l7::seclang::{parse, HttpInput, RuleSet};
 
-/// Share of judged tests that pass, measured when the engine landed (see the issue's note).
-const FLOOR: f64 = 0.0;
+/// Tests whose expectation is about the web server in front of the WAF, not the WAF, in the
+/// way CRS's own `nginx-overrides.yaml` and `coraza-overrides.yaml` list them. Each is judged
+/// and printed; only these may fail.
+const SERVER_BEHAVIOUR: &[(&str, &str, &str)] = &[
+    (
+        "920181",
+        "1",
+        "CL + chunked: httpd drops Content-Length before the WAF (nginx answers 400)",
+    ),
+    (
+        "920430",
+        "5",
+        "HTTP/0.9 request line: the server answers before the WAF sees a protocol",
+    ),
+    (
+        "920620",
+        "1",
+        "two Content-Type headers: httpd joins them (nginx keeps both and the rule fires, as here)",
+    ),
+    (
+        "920640",
+        "5",
+        "POST body without Content-Length or chunking: an HTTP/1.1 server reads no body",
+    ),
+    (
+        "921140",
+        "1",
+        "CR inside a header value: the test expects the server's 400 before the WAF runs",
+    ),
+];
 
 /// The suite's setup rule (from its README), written before CRS's rules.
 const TEST_SETUP: &str = r#"SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,setvar:tx.blocking_paranoia_level=4,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535""#;
@@ -305,11 +333,27 @@ fn crs_v4_regression_suite() {
     }
     let judged = suite.cases.len();
     let rate = passed as f64 / judged.max(1) as f64;
+    let mut unexpected = Vec::new();
     for (file, tests) in &failed {
         println!("FAIL {file}: {}", tests.join("; "));
+        let rule = file
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".yaml");
+        for t in tests {
+            let id = t.split(' ').next().unwrap_or_default();
+            match SERVER_BEHAVIOUR
+                .iter()
+                .find(|(r, i, _)| *r == rule && *i == id)
+            {
+                Some((_, _, why)) => println!("  known: {rule} test {id}: {why}"),
+                None => unexpected.push(format!("{file} {t}")),
+            }
+        }
     }
     println!(
-        "CRS v4 regression: {passed}/{judged} judged tests pass ({:.1}%); not judged: {} response-rule tests, {} status-only tests",
+        "CRS v4 regression: {passed}/{judged} judged tests pass ({:.2}%); not judged: {} response-rule tests, {} status-only tests",
         rate * 100.0,
         suite.response,
         suite.status_only
@@ -323,7 +367,8 @@ fn crs_v4_regression_suite() {
         "the suite holds over 4,000 judged tests, read {judged}"
     );
     assert!(
-        rate >= FLOOR,
-        "pass rate {rate:.3} fell below the floor {FLOOR}"
+        unexpected.is_empty(),
+        "{} tests fail beyond the server-behaviour list: {unexpected:#?}",
+        unexpected.len()
     );
 }

@@ -54,7 +54,8 @@ fn flatten(v: &serde_json::Value, name: Vec<u8>, depth: usize, out: &mut BodyVar
         Value::Array(items) => {
             // The array itself is an argument too (its length), as Coraza reads JSON: its
             // name must reach ARGS_NAMES even when its elements are indexed below it.
-            out.args.push((name.clone(), items.len().to_string().into_bytes()));
+            out.args
+                .push((name.clone(), items.len().to_string().into_bytes()));
             for (i, v) in items.iter().enumerate() {
                 flatten(v, child(i.to_string().as_bytes()), depth + 1, out);
             }
@@ -77,7 +78,10 @@ pub fn xml(body: &[u8]) -> BodyVars {
     let mut seen_element = false;
     while i < body.len() {
         if body[i] != b'<' {
-            let end = body[i..].iter().position(|&c| c == b'<').map_or(body.len(), |p| i + p);
+            let end = body[i..]
+                .iter()
+                .position(|&c| c == b'<')
+                .map_or(body.len(), |p| i + p);
             text.extend_from_slice(&decode_entities(&body[i..end]));
             i = end;
             continue;

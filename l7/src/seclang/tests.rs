@@ -64,10 +64,20 @@ SecRule REQUEST_HEADERS:Content-Type "@rx ^([a-z]+)/" "id:1,phase:1,pass,capture
 SecRule ARGS "@rx a" "id:2,phase:2,pass,chain"
     SecRule MATCHED_VARS "@rx b" ""
 "#);
-    let o = s.evaluate(&req("POST", "/?x=ab", &[("Content-Type", "text/plain")], ""));
+    let o = s.evaluate(&req(
+        "POST",
+        "/?x=ab",
+        &[("Content-Type", "text/plain")],
+        "",
+    ));
     assert_eq!(ids(&o), [1, 2]);
     assert_eq!(o.tx.get("texty").map(Vec::as_slice), Some(&b"1"[..]));
-    let o = s.evaluate(&req("POST", "/?x=a", &[("Content-Type", "application/json")], ""));
+    let o = s.evaluate(&req(
+        "POST",
+        "/?x=a",
+        &[("Content-Type", "application/json")],
+        "",
+    ));
     assert!(ids(&o).is_empty());
 }
 
@@ -79,7 +89,12 @@ SecRule ARGS|!ARGS:safe "@contains <script" "id:2,phase:2,pass"
 SecRule REQUEST_COOKIES:/^sess/ "@rx ^x" "id:3,phase:1,pass"
 SecRule &ARGS "@gt 2" "id:4,phase:2,pass"
 "#);
-    let o = s.evaluate(&req("GET", "/?safe=<script>", &[("Cookie", "sessA=xyz; other=x")], ""));
+    let o = s.evaluate(&req(
+        "GET",
+        "/?safe=<script>",
+        &[("Cookie", "sessA=xyz; other=x")],
+        "",
+    ));
     assert_eq!(ids(&o), [1, 3]);
     let o = s.evaluate(&req("GET", "/?a=<script>&b=1&c=2", &[("Host", "h")], ""));
     assert_eq!(ids(&o), [2, 4]);
@@ -115,7 +130,10 @@ SecRule ARGS:dry "@streq 1" "id:5,phase:1,pass,nolog,ctl:ruleEngine=DetectionOnl
     assert_eq!(o.interruption.map(|i| i.rule_id), Some(4));
     let o = s.evaluate(&req("GET", "/?dry=1&q=evil", &[], ""));
     assert_eq!(ids(&o), [5, 3, 4]);
-    assert!(o.interruption.is_none(), "DetectionOnly logs but does not deny");
+    assert!(
+        o.interruption.is_none(),
+        "DetectionOnly logs but does not deny"
+    );
 }
 
 #[test]
@@ -126,14 +144,29 @@ SecRule REQBODY_ERROR "!@eq 0" "id:2,phase:2,pass"
 SecRule FILES "@rx \.php$" "id:3,phase:2,pass"
 SecRule XML:/* "@contains secret" "id:4,phase:2,pass"
 "#);
-    let json = req("POST", "/", &[("Content-Type", "application/json")], r#"{"user":{"name":"root"}}"#);
+    let json = req(
+        "POST",
+        "/",
+        &[("Content-Type", "application/json")],
+        r#"{"user":{"name":"root"}}"#,
+    );
     assert_eq!(ids(&s.evaluate(&json)), [1]);
     let bad = req("POST", "/", &[("Content-Type", "application/json")], "{");
     assert_eq!(ids(&s.evaluate(&bad)), [2]);
     let mp = "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.php\"\r\n\r\n<?php\r\n--B--\r\n";
-    let up = req("POST", "/", &[("Content-Type", "multipart/form-data; boundary=B")], mp);
+    let up = req(
+        "POST",
+        "/",
+        &[("Content-Type", "multipart/form-data; boundary=B")],
+        mp,
+    );
     assert_eq!(ids(&s.evaluate(&up)), [3]);
-    let xml = req("POST", "/", &[("Content-Type", "text/xml")], "<a><b>top secret</b></a>");
+    let xml = req(
+        "POST",
+        "/",
+        &[("Content-Type", "text/xml")],
+        "<a><b>top secret</b></a>",
+    );
     assert_eq!(ids(&s.evaluate(&xml)), [4]);
 }
 
