@@ -372,3 +372,57 @@ fn crs_v4_regression_suite() {
         unexpected.len()
     );
 }
+
+/// CRS 3.3.4 as Debian installs it (`cargo xtask setup` installs `modsecurity-crs`), loaded
+/// through the package's own `owasp-crs.load`, with its default setup (anomaly scoring, PL1,
+/// engine On): a SQL injection is denied by 949110, a browser request passes.
+#[test]
+fn crs_3_3_as_debian_ships_it() {
+    let load = Path::new("/usr/share/modsecurity-crs/owasp-crs.load");
+    if !load.exists() {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc_geteuid() } == 0;
+        assert!(!root, "{} missing: run `cargo xtask setup`", load.display());
+        println!(
+            "skipping: {} not installed (cargo xtask setup installs it)",
+            load.display()
+        );
+        return;
+    }
+    let directives = parse::parse_file(load).unwrap_or_else(|e| panic!("{e}"));
+    let set = RuleSet::compile(&directives, Path::new("/usr/share/modsecurity-crs/rules"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!("CRS 3.3 (Debian): {:?}", set.stats());
+    assert!(set.stats().rules > 500, "{:?}", set.stats());
+    let get = |uri: &str| {
+        input(
+            b"GET".to_vec(),
+            uri.as_bytes().to_vec(),
+            b"HTTP/1.1".to_vec(),
+            vec![
+                (b"Host".to_vec(), b"shop.example".to_vec()),
+                (
+                    b"User-Agent".to_vec(),
+                    b"Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0".to_vec(),
+                ),
+                (b"Accept".to_vec(), b"text/html".to_vec()),
+            ],
+            Vec::new(),
+        )
+    };
+    let attack = set.evaluate(&get("/item?id=1%27%20or%20%271%27%3D%271"));
+    let ids: Vec<u32> = attack.logged_ids().collect();
+    assert!(ids.contains(&942100), "{ids:?}");
+    assert_eq!(
+        attack.interruption.map(|i| i.rule_id),
+        Some(949110),
+        "{ids:?}"
+    );
+    let clean = set.evaluate(&get("/shop/items?category=shoes&page=2"));
+    assert!(clean.interruption.is_none(), "{:?}", clean.matched);
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

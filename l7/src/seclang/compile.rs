@@ -35,6 +35,8 @@ pub struct LoadStats {
     pub response_rules: usize,
     /// Rules reading persistent collections (`IP`, `SESSION` …), which stay empty here.
     pub persistent_rules: usize,
+    /// Operators that never match here (`@geoLookup`, `@rbl`: no database or DNS lookups).
+    pub unavailable_operators: usize,
     /// Directives accepted that change nothing here (`SecRequestBodyLimit` …).
     pub ignored_directives: usize,
 }
@@ -362,6 +364,7 @@ impl Builder<'_> {
             ),
         })?;
         self.stats.rx_fallback += usize::from(op.uses_fallback());
+        self.stats.unavailable_operators += usize::from(op.unavailable());
         Ok(op)
     }
 

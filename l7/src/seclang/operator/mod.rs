@@ -73,6 +73,9 @@ enum Kind {
     Xss,
     Always,
     Never,
+    /// Needs what this engine does not have (a GeoIP database, DNS blocklist lookups):
+    /// never matches, negated or not, and the compiler counts it.
+    Unavailable,
 }
 
 /// The operators this module knows, by lower-cased name, with their canonical spelling.
@@ -103,6 +106,8 @@ const NAMES: &[(&str, &str)] = &[
     ("detectxss", "detectXSS"),
     ("unconditionalmatch", "unconditionalMatch"),
     ("nomatch", "noMatch"),
+    ("geolookup", "geoLookup"),
+    ("rbl", "rbl"),
 ];
 
 impl Operator {
@@ -139,6 +144,7 @@ impl Operator {
             "detectSQLi" => Kind::Sqli,
             "detectXSS" => Kind::Xss,
             "unconditionalMatch" => Kind::Always,
+            "geoLookup" | "rbl" => Kind::Unavailable,
             _ => Kind::Never,
         };
         Ok(Operator {
@@ -150,7 +156,16 @@ impl Operator {
 
     /// True when `input` matches (after negation).
     pub fn matches(&self, input: &[u8], ctx: &mut MatchCtx<'_>) -> bool {
+        if matches!(self.kind, Kind::Unavailable) {
+            return false;
+        }
         self.raw_match(input, ctx) != self.negated
+    }
+
+    /// True for `@geoLookup` and `@rbl`, which never match here (no GeoIP database, no DNS
+    /// blocklist lookups): CRS 3.3's IP-reputation rules load and stay silent.
+    pub fn unavailable(&self) -> bool {
+        matches!(self.kind, Kind::Unavailable)
     }
 
     /// True when this is an `@rx` that needed the backtracking fallback (PCRE-only syntax).
@@ -189,7 +204,7 @@ impl Operator {
             }
             Kind::Xss => rampart_rules::lang::detect::xss(input),
             Kind::Always => true,
-            Kind::Never => false,
+            Kind::Never | Kind::Unavailable => false,
         }
     }
 }

@@ -53,21 +53,38 @@ fn names_are_case_insensitive_and_unknown_is_reported() {
         Err(OperatorError::BadArgument(_))
     ));
     assert_eq!(op("BeginsWith", "a").name(), "beginsWith");
-    for name in [
-        "rbl",
-        "geoLookup",
-        "inspectFile",
-        "verifyCC",
-        "gsbLookup",
-        "fuzzyHash",
-    ] {
+    for name in ["rbl", "geoLookup"] {
+        let o = op(name, "x");
+        assert!(o.unavailable());
+        let negated = Operator::compile(
+            &OperatorAst {
+                name: name.into(),
+                argument: "x".into(),
+                negated: true,
+            },
+            Path::new("."),
+        )
+        .unwrap();
+        let mut caps = Vec::new();
+        let expand = |s: &str| s.to_string();
+        let mut ctx = MatchCtx {
+            expand: &expand,
+            capture: false,
+            captures: &mut caps,
+        };
+        assert!(
+            !negated.matches(b"192.0.2.1", &mut ctx),
+            "unavailable never matches"
+        );
+    }
+    for name in ["inspectFile", "verifyCC", "gsbLookup", "fuzzyHash"] {
         assert_eq!(
             try_op(name, "x").unwrap_err(),
             OperatorError::Unknown(name.into())
         );
     }
-    let msg = OperatorError::Unknown("rbl".into()).to_string();
-    assert!(msg.contains("@rbl"), "{msg}");
+    let msg = OperatorError::Unknown("fuzzyHash".into()).to_string();
+    assert!(msg.contains("@fuzzyHash"), "{msg}");
 }
 
 #[test]
