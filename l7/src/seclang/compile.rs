@@ -351,18 +351,23 @@ impl Builder<'_> {
     }
 
     fn operator(&mut self, r: &RuleAst) -> Result<Operator, SecLangError> {
-        let op = Operator::compile(&r.operator, self.base_dir).map_err(|e| match e {
-            OperatorError::Unknown(name) => SecLangError::new(
-                r.location.clone(),
-                SecLangErrorKind::UnknownOperator,
-                format!("unknown operator @{name}"),
-            ),
-            OperatorError::BadArgument(why) => SecLangError::new(
-                r.location.clone(),
-                SecLangErrorKind::BadArgument,
-                format!("@{}: {why}", r.operator.name),
-            ),
-        })?;
+        // Data files resolve next to the rule file that names them (as ModSecurity does),
+        // else against the caller's folder (rules given as text).
+        let file_dir = Path::new(&*r.location.file).parent().filter(|d| d.is_dir());
+        let op = Operator::compile(&r.operator, file_dir.unwrap_or(self.base_dir)).map_err(
+            |e| match e {
+                OperatorError::Unknown(name) => SecLangError::new(
+                    r.location.clone(),
+                    SecLangErrorKind::UnknownOperator,
+                    format!("unknown operator @{name}"),
+                ),
+                OperatorError::BadArgument(why) => SecLangError::new(
+                    r.location.clone(),
+                    SecLangErrorKind::BadArgument,
+                    format!("@{}: {why}", r.operator.name),
+                ),
+            },
+        )?;
         self.stats.rx_fallback += usize::from(op.uses_fallback());
         self.stats.unavailable_operators += usize::from(op.unavailable());
         Ok(op)
