@@ -71,6 +71,9 @@ pub(super) struct Link {
     pub targets: Vec<CTarget>,
     pub operator: Operator,
     pub transforms: Vec<Transform>,
+    /// The same number for links with the same transformation list, so a transaction
+    /// transforms each value once per list, not once per rule.
+    pub chain_id: u32,
     pub capture: bool,
     pub multi_match: bool,
     pub effects: Vec<Effect>,
@@ -113,6 +116,7 @@ impl RuleSet {
             engine: EngineMode::On,
             stats: LoadStats::default(),
             pending: None,
+            chains: HashMap::new(),
         };
         for d in directives {
             b.directive(d)?;
@@ -152,6 +156,8 @@ struct Builder<'a> {
     stats: LoadStats,
     /// The rule whose `chain` is waiting for its next link.
     pending: Option<(usize, Location)>,
+    /// Transformation lists seen, numbered.
+    chains: HashMap<Vec<Transform>, u32>,
 }
 
 impl Builder<'_> {
@@ -230,10 +236,13 @@ impl Builder<'_> {
         let own = Actions::read(&r.actions, &r.location)?;
         let link =
             |b: &mut Self, transforms: Vec<Transform>, a: &Actions| -> Result<Link, SecLangError> {
+                let next = b.chains.len() as u32;
+                let chain_id = *b.chains.entry(transforms.clone()).or_insert(next);
                 Ok(Link {
                     targets: b.targets(&r.targets, &r.location)?,
                     operator: b.operator(r)?,
                     transforms,
+                    chain_id,
                     capture: a.capture,
                     multi_match: a.multi_match,
                     effects: a.effects.clone(),

@@ -4,7 +4,9 @@
 //! Response phases (3, 4) and logging (5) are not run: this engine inspects requests.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::actions::{Ctl, Disruptive, Effect, SetOp};
 use super::ast::EngineMode;
@@ -73,6 +75,7 @@ impl RuleSet {
             rule: None,
             outcome: Outcome::default(),
             allowed: false,
+            cache: RefCell::default(),
         };
         let processor = t.body_processor.clone();
         t.vars.set_processor(&processor);
@@ -81,6 +84,8 @@ impl RuleSet {
             if t.outcome.interruption.is_none() && !t.allowed {
                 let processor = t.body_processor.clone();
                 t.vars.add_body(input, &processor, t.force_body);
+                // Body processing replaced some values (sizes, REQBODY_*): start afresh.
+                t.cache.borrow_mut().clear();
                 t.phase(2);
             }
         }
@@ -117,8 +122,43 @@ fn default_processor(input: &HttpInput) -> String {
     p.to_string()
 }
 
-/// A (key, value) pair borrowed from the transaction.
-type KeyValue<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+/// Where a value comes from: an entry of a request variable (transformed once and cached),
+/// or a value copied out of `TX` / `MATCHED_*` (which change as rules run).
+enum Src {
+    Entry {
+        coll: &'static str,
+        idx: usize,
+        target: usize,
+    },
+    Owned {
+        name: String,
+        value: Vec<u8>,
+    },
+}
+
+/// A transformed value: the raw bytes when there is nothing to do, else the cached result.
+enum Val<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Rc<[u8]>),
+}
+
+impl std::ops::Deref for Val<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Val::Borrowed(b) => b,
+            Val::Shared(r) => r,
+        }
+    }
+}
+
+fn transform_all(raw: &[u8], transforms: &[super::transform::Transform]) -> Rc<[u8]> {
+    let out = transforms.iter().fold(Cow::Borrowed(raw), |v, t| t.apply(v));
+    Rc::from(out.as_ref())
+}
+
+/// (variable, entry index, transformation list) → the transformed value.
+type TransformCache = RefCell<HashMap<(&'static str, usize, u32), Rc<[u8]>>>;
 
 struct Tx<'r> {
     set: &'r RuleSet,
@@ -138,6 +178,7 @@ struct Tx<'r> {
     rule: Option<&'r Rule>,
     outcome: Outcome,
     allowed: bool,
+    cache: TransformCache,
 }
 
 enum RuleRef {
@@ -196,38 +237,32 @@ impl<'r> Tx<'r> {
             let mut now = Vec::new();
             if link.targets.is_empty() {
                 now.push((String::new(), Vec::new()));
-                if !self.check(link, b"") {
+                let mut caps = Vec::new();
+                if !self.operator(link, b"", &mut caps) {
                     return false;
                 }
+                self.captured(link, caps);
                 for e in &link.effects {
                     self.effect(e);
                 }
             } else {
-                for (name, value) in self.collect(rule, link) {
-                    // multiMatch: the operator also sees the value before and between the
-                    // transformations, not only after the last one.
-                    let mut value = Cow::Owned(value);
-                    let mut hit = None;
-                    if link.multi_match && self.check(link, &value) {
-                        hit = Some(value.to_vec());
-                    }
-                    for t in &link.transforms {
-                        value = t.apply(value);
-                        if link.multi_match && hit.is_none() && self.check(link, &value) {
-                            hit = Some(value.to_vec());
-                        }
-                    }
-                    if !link.multi_match && self.check(link, &value) {
-                        hit = Some(value.into_owned());
-                    }
-                    if let Some(v) = hit {
-                        self.matched_var = (name.clone(), v.clone());
-                        now.push((name, v));
-                        // As ModSecurity: non-disruptive actions run once per matched value,
-                        // with that value's captures (CRS 922150 numbers each part header).
-                        for e in &link.effects {
-                            self.effect(e);
-                        }
+                for src in self.collect(rule, link) {
+                    let mut caps = Vec::new();
+                    let hit = if link.multi_match {
+                        self.multi_match(link, &src, &mut caps)
+                    } else {
+                        let value = self.transformed(&src, link);
+                        self.operator(link, &value, &mut caps).then(|| value.to_vec())
+                    };
+                    let Some(v) = hit else { continue };
+                    self.captured(link, caps);
+                    let name = self.src_name(&src, link);
+                    self.matched_var = (name.clone(), v.clone());
+                    now.push((name, v));
+                    // As ModSecurity: non-disruptive actions run once per matched value,
+                    // with that value's captures (CRS 922150 numbers each part header).
+                    for e in &link.effects {
+                        self.effect(e);
                     }
                 }
             }
@@ -241,80 +276,139 @@ impl<'r> Tx<'r> {
         true
     }
 
-    /// Runs the link's operator on one value, filling `TX.0..9` on a capturing match.
-    fn check(&mut self, link: &Link, value: &[u8]) -> bool {
-        let mut captures = Vec::new();
-        let hit = {
-            let expand = |s: &str| self.expand(s);
-            let mut ctx = MatchCtx {
-                expand: &expand,
-                capture: link.capture,
-                captures: &mut captures,
-            };
-            link.operator.matches(value, &mut ctx)
+    /// multiMatch: the operator also sees the value before and between the transformations,
+    /// not only after the last one.
+    fn multi_match(&self, link: &Link, src: &Src, caps: &mut Vec<Vec<u8>>) -> Option<Vec<u8>> {
+        let mut value = Cow::Borrowed(self.raw(src));
+        if self.operator(link, &value, caps) {
+            return Some(value.into_owned());
+        }
+        for t in &link.transforms {
+            value = t.apply(value);
+            if self.operator(link, &value, caps) {
+                return Some(value.into_owned());
+            }
+        }
+        None
+    }
+
+    /// Runs the link's operator on one value; captures go to `caps`.
+    fn operator(&self, link: &Link, value: &[u8], caps: &mut Vec<Vec<u8>>) -> bool {
+        let expand = |s: &str| self.expand(s);
+        let mut ctx = MatchCtx {
+            expand: &expand,
+            capture: link.capture,
+            captures: caps,
         };
-        if hit && link.capture {
-            for (i, c) in captures.into_iter().take(10).enumerate() {
+        link.operator.matches(value, &mut ctx)
+    }
+
+    /// `TX.0..9` from a capturing match.
+    fn captured(&mut self, link: &Link, caps: Vec<Vec<u8>>) {
+        if link.capture && !caps.is_empty() {
+            for (i, c) in caps.into_iter().take(10).enumerate() {
                 self.tx.insert(i.to_string(), c);
             }
         }
-        hit
     }
 
-    /// A target's (name, value) pairs, after `!` exclusions and runtime target removals.
-    fn collect(&self, rule: &Rule, link: &Link) -> Vec<(String, Vec<u8>)> {
-        let mut out = Vec::new();
-        for t in &link.targets {
-            let entries: Vec<KeyValue<'_>> = match t.name {
-                "TX" => self
-                    .tx
-                    .iter()
-                    .map(|(k, v)| (Cow::Borrowed(k.as_bytes()), Cow::Borrowed(&v[..])))
-                    .collect(),
-                "MATCHED_VAR" => vec![(
-                    Cow::Borrowed(&b""[..]),
-                    Cow::Borrowed(&self.matched_var.1[..]),
-                )],
-                "MATCHED_VAR_NAME" => vec![(
-                    Cow::Borrowed(&b""[..]),
-                    Cow::Borrowed(self.matched_var.0.as_bytes()),
-                )],
-                "MATCHED_VARS" => self
-                    .prev_matched
-                    .iter()
-                    .map(|(n, v)| (Cow::Borrowed(n.as_bytes()), Cow::Borrowed(&v[..])))
-                    .collect(),
-                "MATCHED_VARS_NAMES" => self
-                    .prev_matched
-                    .iter()
-                    .map(|(n, _)| (Cow::Borrowed(n.as_bytes()), Cow::Borrowed(n.as_bytes())))
-                    .collect(),
-                name => self
-                    .vars
-                    .get(name)
-                    .iter()
-                    .map(|e| (Cow::Borrowed(&e.key[..]), Cow::Borrowed(&e.value[..])))
-                    .collect(),
-            };
-            let keep: Vec<_> = entries
-                .into_iter()
-                .filter(|(k, _)| {
-                    t.selector.admits(k)
-                        && !t.exclude.iter().any(|x| x.admits(k))
-                        && !self.target_removed(rule, t, k)
-                })
-                .collect();
-            if t.count {
-                out.push((format!("&{}", t.name), keep.len().to_string().into_bytes()));
-                continue;
-            }
-            for (k, v) in keep {
-                let name = if k.is_empty() {
-                    t.name.to_string()
+    fn raw<'s>(&'s self, src: &'s Src) -> &'s [u8] {
+        match src {
+            Src::Entry { coll, idx, .. } => self.vars.get(coll).get(*idx).map_or(&[][..], |e| &e.value[..]),
+            Src::Owned { value, .. } => value,
+        }
+    }
+
+    /// The value after the link's transformations: request values are transformed once per
+    /// transaction and transformation list, and shared by every rule that asks again.
+    fn transformed<'s>(&'s self, src: &'s Src, link: &Link) -> Val<'s> {
+        let raw = self.raw(src);
+        if link.transforms.is_empty() {
+            return Val::Borrowed(raw);
+        }
+        let Src::Entry { coll, idx, .. } = src else {
+            return Val::Shared(transform_all(raw, &link.transforms));
+        };
+        let key = (*coll, *idx, link.chain_id);
+        if let Some(v) = self.cache.borrow().get(&key) {
+            return Val::Shared(Rc::clone(v));
+        }
+        let v = transform_all(raw, &link.transforms);
+        self.cache.borrow_mut().insert(key, Rc::clone(&v));
+        Val::Shared(v)
+    }
+
+    /// `ARGS:id`, `REQUEST_URI`: built only for values that matched.
+    fn src_name(&self, src: &Src, link: &Link) -> String {
+        match src {
+            Src::Owned { name, .. } => name.clone(),
+            Src::Entry { coll, idx, target } => {
+                let key = self.vars.get(coll).get(*idx).map_or(&[][..], |e| &e.key[..]);
+                let name = link.targets.get(*target).map_or(*coll, |t| t.name);
+                if key.is_empty() {
+                    name.to_string()
                 } else {
-                    format!("{}:{}", t.name, String::from_utf8_lossy(&k))
-                };
-                out.push((name, v.into_owned()));
+                    format!("{name}:{}", String::from_utf8_lossy(key))
+                }
+            }
+        }
+    }
+
+    /// A link's values, after `!` exclusions and runtime target removals.
+    fn collect(&self, rule: &Rule, link: &Link) -> Vec<Src> {
+        let mut out = Vec::new();
+        for (ti, t) in link.targets.iter().enumerate() {
+            let admits = |k: &[u8]| {
+                t.selector.admits(k)
+                    && !t.exclude.iter().any(|x| x.admits(k))
+                    && !self.target_removed(rule, t, k)
+            };
+            let owned: Option<Vec<(String, Vec<u8>)>> = match t.name {
+                "TX" => Some(
+                    self.tx
+                        .iter()
+                        .filter(|(k, _)| admits(k.as_bytes()))
+                        .map(|(k, v)| (format!("TX:{k}"), v.clone()))
+                        .collect(),
+                ),
+                "MATCHED_VAR" => Some(vec![(t.name.to_string(), self.matched_var.1.clone())]),
+                "MATCHED_VAR_NAME" => {
+                    Some(vec![(t.name.to_string(), self.matched_var.0.clone().into_bytes())])
+                }
+                "MATCHED_VARS" => Some(
+                    self.prev_matched
+                        .iter()
+                        .filter(|(n, _)| admits(n.as_bytes()))
+                        .map(|(n, v)| (n.clone(), v.clone()))
+                        .collect(),
+                ),
+                "MATCHED_VARS_NAMES" => Some(
+                    self.prev_matched
+                        .iter()
+                        .filter(|(n, _)| admits(n.as_bytes()))
+                        .map(|(n, _)| (n.clone(), n.clone().into_bytes()))
+                        .collect(),
+                ),
+                _ => None,
+            };
+            match owned {
+                Some(list) if t.count => out.push(Src::Owned {
+                    name: format!("&{}", t.name),
+                    value: list.len().to_string().into_bytes(),
+                }),
+                Some(list) => out.extend(list.into_iter().map(|(name, value)| Src::Owned { name, value })),
+                None => {
+                    let entries = self.vars.get(t.name);
+                    let keep = entries.iter().enumerate().filter(|(_, e)| admits(&e.key));
+                    if t.count {
+                        out.push(Src::Owned {
+                            name: format!("&{}", t.name),
+                            value: keep.count().to_string().into_bytes(),
+                        });
+                    } else {
+                        out.extend(keep.map(|(idx, _)| Src::Entry { coll: t.name, idx, target: ti }));
+                    }
+                }
             }
         }
         out

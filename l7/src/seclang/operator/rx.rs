@@ -88,8 +88,13 @@ fn build(pattern: &str) -> Result<Rx, String> {
 }
 
 fn native_match(re: &meta::Regex, input: &[u8], ctx: &mut MatchCtx<'_>) -> bool {
+    // Most values do not match: answer those with the cheaper search, and only build
+    // capture slots for the few that do.
+    if !re.is_match(input) {
+        return false;
+    }
     if !ctx.capture {
-        return re.is_match(input);
+        return true;
     }
     let mut caps = re.create_captures();
     re.captures(input, &mut caps);
