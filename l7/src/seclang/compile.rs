@@ -43,7 +43,12 @@ pub struct LoadStats {
 
 #[derive(Debug)]
 pub(super) enum Item {
-    Rule(usize),
+    /// A rule, and where `skipAfter` sends evaluation (the index after its marker in this
+    /// phase's list; the list's end when the marker is not later in this phase).
+    Rule {
+        rule: usize,
+        skip_to: Option<usize>,
+    },
     Marker(String),
 }
 
@@ -83,6 +88,8 @@ pub(super) struct Link {
 #[derive(Debug)]
 pub(super) struct CTarget {
     pub name: &'static str,
+    /// [`vars::var_id`] of `name`.
+    pub id: u16,
     pub selector: CSel,
     pub count: bool,
     pub exclude: Vec<CSel>,
@@ -331,6 +338,7 @@ impl Builder<'_> {
             } else {
                 out.push(CTarget {
                     name,
+                    id: var_id(name),
                     selector,
                     count: t.count,
                     exclude: Vec::new(),
@@ -401,7 +409,10 @@ impl Builder<'_> {
                 Slot::Rule(i) => {
                     live += 1;
                     let p = usize::from(self.rules[i].phase.clamp(1, 5)) - 1;
-                    phases[p].push(Item::Rule(i));
+                    phases[p].push(Item::Rule {
+                        rule: i,
+                        skip_to: None,
+                    });
                 }
                 Slot::Marker(name) => {
                     for p in &mut phases {
@@ -423,6 +434,25 @@ impl Builder<'_> {
                 }
             }
         }
+        for list in &mut phases {
+            let markers: Vec<(usize, String)> = list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, it)| match it {
+                    Item::Marker(m) => Some((i, m.clone())),
+                    Item::Rule { .. } => None,
+                })
+                .collect();
+            let len = list.len();
+            for (pos, item) in list.iter_mut().enumerate() {
+                if let Item::Rule { rule, skip_to } = item {
+                    if let Some(m) = &self.rules[*rule].skip_after {
+                        let after = markers.iter().find(|(i, name)| *i > pos && name == m);
+                        *skip_to = Some(after.map_or(len, |(i, _)| i + 1));
+                    }
+                }
+            }
+        }
         let stats = LoadStats {
             rules: live,
             ..self.stats
@@ -434,6 +464,10 @@ impl Builder<'_> {
             stats,
         })
     }
+}
+
+fn var_id(name: &'static str) -> u16 {
+    vars::var_id(name).unwrap_or_else(|| unreachable!("{name} came from vars::known"))
 }
 
 fn in_ranges(ids: &[IdRange], id: u32) -> bool {
@@ -508,6 +542,7 @@ fn update_targets(
         } else {
             into.push(CTarget {
                 name,
+                id: var_id(name),
                 selector: sel,
                 count: t.count,
                 exclude: Vec::new(),

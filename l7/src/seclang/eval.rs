@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use super::actions::{Ctl, Disruptive, Effect, SetOp};
@@ -125,15 +126,8 @@ fn default_processor(input: &HttpInput) -> String {
 /// Where a value comes from: an entry of a request variable (transformed once and cached),
 /// or a value copied out of `TX` / `MATCHED_*` (which change as rules run).
 enum Src {
-    Entry {
-        coll: &'static str,
-        idx: usize,
-        target: usize,
-    },
-    Owned {
-        name: String,
-        value: Vec<u8>,
-    },
+    Entry { var: u16, idx: usize, target: usize },
+    Owned { name: String, value: Vec<u8> },
 }
 
 /// A transformed value: the raw bytes when there is nothing to do, else the cached result.
@@ -153,12 +147,33 @@ impl std::ops::Deref for Val<'_> {
 }
 
 fn transform_all(raw: &[u8], transforms: &[super::transform::Transform]) -> Rc<[u8]> {
-    let out = transforms.iter().fold(Cow::Borrowed(raw), |v, t| t.apply(v));
+    let out = transforms
+        .iter()
+        .fold(Cow::Borrowed(raw), |v, t| t.apply(v));
     Rc::from(out.as_ref())
 }
 
-/// (variable, entry index, transformation list) → the transformed value.
-type TransformCache = RefCell<HashMap<(&'static str, usize, u32), Rc<[u8]>>>;
+/// (variable, transformation list, entry index) packed in a u64 → the transformed value.
+type TransformCache = RefCell<HashMap<u64, Rc<[u8]>, BuildHasherDefault<PackedKeyHasher>>>;
+
+/// The cache's keys are already unique small integers: one multiply spreads them, instead of
+/// SipHash's dozens of rounds per lookup.
+#[derive(Default)]
+struct PackedKeyHasher(u64);
+
+impl Hasher for PackedKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 struct Tx<'r> {
     set: &'r RuleSet,
@@ -192,7 +207,7 @@ impl<'r> Tx<'r> {
         let mut i = 0;
         let mut skip = 0u32;
         while i < items.len() {
-            let Item::Rule(ri) = &items[i] else {
+            let Item::Rule { rule: ri, skip_to } = &items[i] else {
                 i += 1;
                 continue;
             };
@@ -213,11 +228,8 @@ impl<'r> Tx<'r> {
             if self.outcome.interruption.is_some() || self.allowed {
                 return;
             }
-            if let Some(marker) = &rule.skip_after {
-                i = items[i..]
-                    .iter()
-                    .position(|it| matches!(it, Item::Marker(m) if m == marker))
-                    .map_or(items.len(), |p| i + p + 1);
+            if let Some(to) = skip_to {
+                i = *to;
             }
             skip = rule.skip;
         }
@@ -252,7 +264,8 @@ impl<'r> Tx<'r> {
                         self.multi_match(link, &src, &mut caps)
                     } else {
                         let value = self.transformed(&src, link);
-                        self.operator(link, &value, &mut caps).then(|| value.to_vec())
+                        self.operator(link, &value, &mut caps)
+                            .then(|| value.to_vec())
                     };
                     let Some(v) = hit else { continue };
                     self.captured(link, caps);
@@ -314,7 +327,11 @@ impl<'r> Tx<'r> {
 
     fn raw<'s>(&'s self, src: &'s Src) -> &'s [u8] {
         match src {
-            Src::Entry { coll, idx, .. } => self.vars.get(coll).get(*idx).map_or(&[][..], |e| &e.value[..]),
+            Src::Entry { var, idx, .. } => self
+                .vars
+                .get_id(*var)
+                .get(*idx)
+                .map_or(&[][..], |e| &e.value[..]),
             Src::Owned { value, .. } => value,
         }
     }
@@ -326,10 +343,12 @@ impl<'r> Tx<'r> {
         if link.transforms.is_empty() {
             return Val::Borrowed(raw);
         }
-        let Src::Entry { coll, idx, .. } = src else {
+        let Src::Entry { var, idx, .. } = src else {
             return Val::Shared(transform_all(raw, &link.transforms));
         };
-        let key = (*coll, *idx, link.chain_id);
+        let key = (u64::from(*var) << 48)
+            | (u64::from(link.chain_id & 0xffff) << 32)
+            | (*idx as u64 & 0xffff_ffff);
         if let Some(v) = self.cache.borrow().get(&key) {
             return Val::Shared(Rc::clone(v));
         }
@@ -342,9 +361,13 @@ impl<'r> Tx<'r> {
     fn src_name(&self, src: &Src, link: &Link) -> String {
         match src {
             Src::Owned { name, .. } => name.clone(),
-            Src::Entry { coll, idx, target } => {
-                let key = self.vars.get(coll).get(*idx).map_or(&[][..], |e| &e.key[..]);
-                let name = link.targets.get(*target).map_or(*coll, |t| t.name);
+            Src::Entry { var, idx, target } => {
+                let key = self
+                    .vars
+                    .get_id(*var)
+                    .get(*idx)
+                    .map_or(&[][..], |e| &e.key[..]);
+                let name = link.targets.get(*target).map_or("", |t| t.name);
                 if key.is_empty() {
                     name.to_string()
                 } else {
@@ -372,9 +395,10 @@ impl<'r> Tx<'r> {
                         .collect(),
                 ),
                 "MATCHED_VAR" => Some(vec![(t.name.to_string(), self.matched_var.1.clone())]),
-                "MATCHED_VAR_NAME" => {
-                    Some(vec![(t.name.to_string(), self.matched_var.0.clone().into_bytes())])
-                }
+                "MATCHED_VAR_NAME" => Some(vec![(
+                    t.name.to_string(),
+                    self.matched_var.0.clone().into_bytes(),
+                )]),
                 "MATCHED_VARS" => Some(
                     self.prev_matched
                         .iter()
@@ -396,9 +420,12 @@ impl<'r> Tx<'r> {
                     name: format!("&{}", t.name),
                     value: list.len().to_string().into_bytes(),
                 }),
-                Some(list) => out.extend(list.into_iter().map(|(name, value)| Src::Owned { name, value })),
+                Some(list) => out.extend(
+                    list.into_iter()
+                        .map(|(name, value)| Src::Owned { name, value }),
+                ),
                 None => {
-                    let entries = self.vars.get(t.name);
+                    let entries = self.vars.get_id(t.id);
                     let keep = entries.iter().enumerate().filter(|(_, e)| admits(&e.key));
                     if t.count {
                         out.push(Src::Owned {
@@ -406,7 +433,11 @@ impl<'r> Tx<'r> {
                             value: keep.count().to_string().into_bytes(),
                         });
                     } else {
-                        out.extend(keep.map(|(idx, _)| Src::Entry { coll: t.name, idx, target: ti }));
+                        out.extend(keep.map(|(idx, _)| Src::Entry {
+                            var: t.id,
+                            idx,
+                            target: ti,
+                        }));
                     }
                 }
             }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use super::body::{self, BodyVars};
 use crate::request::parse_urlencoded;
@@ -154,16 +155,65 @@ pub fn known(name: &str) -> Option<&'static str> {
     KNOWN.iter().copied().find(|k| *k == name)
 }
 
+/// A known variable's number: its index in [`KNOWN`]. Rules and the per-request table use
+/// numbers so a lookup during evaluation is an index, not a hash.
+pub fn var_id(name: &str) -> Option<u16> {
+    static IDS: OnceLock<HashMap<&'static str, u16>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        KNOWN
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i as u16))
+            .collect()
+    })
+    .get(name)
+    .copied()
+}
+
+fn id(name: &str) -> usize {
+    var_id(name).map_or_else(|| unreachable!("{name} is in KNOWN"), usize::from)
+}
+
 /// The request's variables (all but `TX` and `MATCHED_*`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestVars {
-    map: HashMap<&'static str, Vec<Entry>>,
+    /// Indexed by [`var_id`].
+    vals: Vec<Vec<Entry>>,
+}
+
+/// The four collections every argument lands in, by number.
+struct ArgIds {
+    names: usize,
+    all: usize,
+    own_names: usize,
+    own: usize,
+}
+
+impl ArgIds {
+    fn get() -> ArgIds {
+        ArgIds {
+            names: id("ARGS_NAMES"),
+            all: id("ARGS"),
+            own_names: id("ARGS_GET_NAMES"),
+            own: id("ARGS_GET"),
+        }
+    }
+
+    fn post() -> ArgIds {
+        ArgIds {
+            own_names: id("ARGS_POST_NAMES"),
+            own: id("ARGS_POST"),
+            ..ArgIds::get()
+        }
+    }
 }
 
 impl RequestVars {
     /// Phase-1 variables: request line, headers, cookies, query arguments.
     pub fn from_head(input: &HttpInput) -> RequestVars {
-        let mut v = RequestVars::default();
+        let mut v = RequestVars {
+            vals: vec![Vec::new(); KNOWN.len()],
+        };
         let (raw_path, query) = split_query(&input.uri);
         // REQUEST_URI never holds the scheme and host of an absolute-form target; _RAW does.
         let origin_form = strip_authority(&input.uri);
@@ -206,12 +256,7 @@ impl RequestVars {
             }
         }
         let (args, _) = parse_urlencoded(query.unwrap_or_default(), usize::MAX);
-        for (k, val) in args {
-            v.push("ARGS_GET_NAMES", k.clone(), k.clone());
-            v.push("ARGS_NAMES", k.clone(), k.clone());
-            v.push("ARGS_GET", k.clone(), val.clone());
-            v.push("ARGS", k, val);
-        }
+        v.args(args, &ArgIds::get());
         v.sizes();
         v
     }
@@ -270,12 +315,7 @@ impl RequestVars {
         let msg = read.error.unwrap_or_default().into_bytes();
         self.scalar("REQBODY_ERROR_MSG", msg.clone());
         self.scalar("REQBODY_PROCESSOR_ERROR_MSG", msg);
-        for (k, val) in read.args {
-            self.push("ARGS_POST_NAMES", k.clone(), k.clone());
-            self.push("ARGS_NAMES", k.clone(), k.clone());
-            self.push("ARGS_POST", k.clone(), val.clone());
-            self.push("ARGS", k, val);
-        }
+        self.args(read.args, &ArgIds::post());
         for (name, entries) in read.collections {
             for (k, val) in entries {
                 self.push(name, k, val);
@@ -291,7 +331,27 @@ impl RequestVars {
 
     /// The values of `name`, in order (empty when it has none).
     pub fn get(&self, name: &str) -> &[Entry] {
-        self.map.get(name).map(Vec::as_slice).unwrap_or_default()
+        var_id(name).map_or(&[][..], |i| self.get_id(i))
+    }
+
+    /// The values of variable number `id` ([`var_id`]).
+    pub fn get_id(&self, id: u16) -> &[Entry] {
+        self.vals
+            .get(usize::from(id))
+            .map_or(&[][..], Vec::as_slice)
+    }
+
+    fn args(&mut self, args: Vec<(Vec<u8>, Vec<u8>)>, ids: &ArgIds) {
+        for (k, val) in args {
+            let entry = |key: &[u8], value: &[u8]| Entry {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            };
+            self.vals[ids.own_names].push(entry(&k, &k));
+            self.vals[ids.names].push(entry(&k, &k));
+            self.vals[ids.own].push(entry(&k, &val));
+            self.vals[ids.all].push(Entry { key: k, value: val });
+        }
     }
 
     /// The first value of collection `name` under `key` (case-insensitive).
@@ -303,17 +363,14 @@ impl RequestVars {
     }
 
     fn scalar(&mut self, name: &'static str, value: Vec<u8>) {
-        self.map.insert(
-            name,
-            vec![Entry {
-                key: Vec::new(),
-                value,
-            }],
-        );
+        self.vals[id(name)] = vec![Entry {
+            key: Vec::new(),
+            value,
+        }];
     }
 
     fn push(&mut self, name: &'static str, key: Vec<u8>, value: Vec<u8>) {
-        self.map.entry(name).or_default().push(Entry { key, value });
+        self.vals[id(name)].push(Entry { key, value });
     }
 
     fn sizes(&mut self) {
