@@ -60,6 +60,9 @@ pub struct RuleMatch {
     pub raw_value: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// A SecLang (CRS) rule's `msg`, macros expanded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
 }
 
 impl RuleMatch {
@@ -81,6 +84,28 @@ impl RuleMatch {
             field,
             raw_value,
             value: None,
+            msg: None,
+        }
+    }
+
+    /// A SecLang rule that matched: the variable it matched in (`ARGS:id`) is the field and
+    /// its `logdata` (CRS: `Matched Data: … found within …`) the evidence. `action` is
+    /// `block` for the rule that denied the request, else `log` (CRS's detection rules only
+    /// add to the anomaly score; its rule 949110 blocks).
+    pub(crate) fn seclang(
+        m: &crate::seclang::MatchedRule,
+        blocked: bool,
+        enforced: bool,
+    ) -> RuleMatch {
+        RuleMatch {
+            rule_id: m.id,
+            reference: None,
+            action: if blocked { "block" } else { "log" },
+            enforced,
+            field: (!m.var_name.is_empty()).then(|| m.var_name.clone()),
+            raw_value: (!m.data.is_empty()).then(|| Value::Bytes(m.data.clone().into_bytes())),
+            value: None,
+            msg: (!m.msg.is_empty()).then(|| m.msg.clone()),
         }
     }
 }
@@ -245,7 +270,15 @@ fn shown(cfg: &AuditConfig, field: &str, v: &Value) -> String {
         ) => true,
         _ => false,
     };
-    if secret {
+    // SecLang variable names: cookie values and the redacted headers stay hidden too.
+    let seclang_secret = match field.split_once(':') {
+        Some(("REQUEST_COOKIES", _)) => true,
+        Some(("REQUEST_HEADERS", h)) => {
+            cfg.redact_headers.iter().any(|r| r.eq_ignore_ascii_case(h))
+        }
+        _ => false,
+    };
+    if secret || seclang_secret {
         return "[redacted]".into();
     }
     match inner {

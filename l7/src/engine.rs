@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use rampart_rules::RuleSet;
 
 use super::audit::AuditConfig;
@@ -153,10 +153,14 @@ pub struct EngineStats {
     pub rule_hits: Vec<(u32, u64)>,
     /// The loaded rule file.
     pub rules_file: String,
+    /// Rules in the SecLang set (0 when none is loaded).
+    pub seclang_rules: usize,
 }
 
 pub(crate) struct Shared {
     pub rules: ArcSwap<Compiled>,
+    /// A SecLang rule set (OWASP CRS) run after the engine's own rules, swapped whole.
+    pub seclang: ArcSwapOption<crate::seclang::RuleSet>,
     pub config: EngineConfig,
     pub store: RateStore,
     pub escalator: Escalator,
@@ -206,6 +210,7 @@ impl Engine {
         Ok(Engine {
             shared: Arc::new(Shared {
                 rules: ArcSwap::from_pointee(compiled),
+                seclang: ArcSwapOption::empty(),
                 store: RateStore::with_memory(config.ratelimit_memory),
                 escalator: Escalator::new(jailer, config.jail_writes_per_second),
                 counters: Counters::default(),
@@ -227,6 +232,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Runs `set` (e.g. OWASP CRS loaded with [`crate::seclang::RuleSet::load`]) on every
+    /// request after the engine's own rules, or none. Swapped atomically like
+    /// [`swap_rules`](Self::swap_rules): a set that failed to load never gets here, so the
+    /// running one stays.
+    pub fn set_seclang(&self, set: Option<crate::seclang::RuleSet>) {
+        self.shared.seclang.store(set.map(Arc::new));
+    }
+
     /// Starts a transaction for a request head.
     pub fn begin(&self, conn: &ConnInfo, parts: &http::request::Parts) -> Transaction {
         self.shared
@@ -239,7 +252,7 @@ impl Engine {
 
     /// True when some rule reads the body (adapters may skip buffering otherwise).
     pub fn needs_body(&self) -> bool {
-        self.shared.rules.load().needs_body
+        self.shared.rules.load().needs_body || self.shared.seclang.load().is_some()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -269,6 +282,12 @@ impl Engine {
             ratelimit: self.shared.store.stats(),
             rule_hits: rules.rules.iter().map(|r| (r.id, get(&r.hits))).collect(),
             rules_file: rules.file.clone(),
+            seclang_rules: self
+                .shared
+                .seclang
+                .load()
+                .as_ref()
+                .map_or(0, |s| s.stats().rules),
         }
     }
 }

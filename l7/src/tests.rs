@@ -860,3 +860,80 @@ fn benign_text_bodies_pass_the_default_rules() {
         assert_eq!(d, Decision::Continue, "{ct}: {body:?}: {}", audit.to_json());
     }
 }
+
+/// A SecLang set beside the YAML rules: YAML rules run first (and may end the request), then
+/// the SecLang set over the whole request; its logged matches are in the audit with `msg`,
+/// the variable and `logdata`, and its `deny` blocks with the engine's block body.
+#[test]
+fn seclang_set_runs_after_the_yaml_rules() {
+    let e = engine(
+        "  - id: 1\n    expression: 'http.request.uri.path eq \"/yaml-blocked\"'\n    action: block\n",
+    );
+    assert!(!e.needs_body(), "this YAML rule reads no body");
+    let set = crate::seclang::RuleSet::load(&[crate::seclang::Source::Text {
+        name: "site.conf".into(),
+        text: r#"
+SecRule ARGS "@rx (?i)union\s+select" "id:100,phase:2,pass,log,t:none,msg:'SQLi in %{MATCHED_VAR_NAME}',logdata:'%{MATCHED_VAR}',setvar:tx.score=+5"
+SecRule REQUEST_COOKIES "@contains evil" "id:101,phase:1,pass,log,logdata:'%{MATCHED_VAR}',setvar:tx.score=+1"
+SecRule TX:SCORE "@ge 5" "id:199,phase:2,deny,status:403,msg:'score %{tx.score}'"
+"#
+        .into(),
+    }])
+    .unwrap();
+    e.set_seclang(Some(set));
+    assert!(e.needs_body(), "SecLang sets read the body");
+    assert_eq!(e.stats().seclang_rules, 3);
+
+    let (d, audit) = get("/search?q=1%20UNION%20SELECT%202").run(&e);
+    assert!(
+        matches!(
+            d,
+            Decision::Block {
+                status: 403,
+                rule_id: 199,
+                ..
+            }
+        ),
+        "{d:?}"
+    );
+    let ids: Vec<(u32, &str)> = audit
+        .matches
+        .iter()
+        .map(|m| (m.rule_id, m.action))
+        .collect();
+    assert_eq!(ids, [(100, "log"), (199, "block")]);
+    assert_eq!(audit.matches[0].msg.as_deref(), Some("SQLi in ARGS:q"));
+    assert_eq!(audit.matches[0].field.as_deref(), Some("ARGS:q"));
+    assert_eq!(audit.matches[0].value.as_deref(), Some("1 UNION SELECT 2"));
+
+    let body = b"q=union select 1";
+    let (d, _) = get("/form")
+        .post("application/x-www-form-urlencoded", body)
+        .run(&e);
+    assert!(
+        matches!(d, Decision::Block { rule_id: 199, .. }),
+        "body args: {d:?}"
+    );
+
+    let (d, audit) = get("/ok").header("cookie", "s=evil-value").run(&e);
+    assert_eq!(d, Decision::Continue);
+    assert_eq!(audit.matches[0].rule_id, 101);
+    assert_eq!(
+        audit.matches[0].value.as_deref(),
+        Some("[redacted]"),
+        "cookie values stay hidden"
+    );
+
+    let (d, audit) = get("/yaml-blocked?q=union%20select").run(&e);
+    assert!(matches!(d, Decision::Block { rule_id: 1, .. }), "{d:?}");
+    assert!(
+        audit.matches.iter().all(|m| m.rule_id == 1),
+        "SecLang does not run after a block"
+    );
+
+    e.set_seclang(None);
+    assert_eq!(
+        get("/search?q=1%20UNION%20SELECT%202").run(&e).0,
+        Decision::Continue
+    );
+}

@@ -43,6 +43,10 @@ fn refusal(status: u16, body: &str) -> Decision {
 pub struct Transaction {
     shared: Arc<Shared>,
     rules: Arc<Compiled>,
+    seclang: Option<Arc<crate::seclang::RuleSet>>,
+    /// SecLang rules that matched (logged ones), for the audit event.
+    seclang_matches: Vec<RuleMatch>,
+    peer_port: u16,
     req: RequestView,
     client_ip: IpAddr,
     ip_source: ClientIpSource,
@@ -84,6 +88,9 @@ impl Transaction {
         }
         Transaction {
             rules: shared.rules.load_full(),
+            seclang: shared.seclang.load_full(),
+            seclang_matches: Vec::new(),
+            peer_port: conn.peer.port(),
             shared,
             req,
             client_ip,
@@ -125,7 +132,9 @@ impl Transaction {
 
     /// True when rules read the body (so it must be offered, up to the limit).
     pub fn needs_body(&self) -> bool {
-        self.rules.needs_body && !self.decision.is_terminal() && !self.stopped
+        (self.rules.needs_body || self.seclang.is_some())
+            && !self.decision.is_terminal()
+            && !self.stopped
     }
 
     /// Runs the rules that need only the head, between the engine's own head checks: two
@@ -210,6 +219,7 @@ impl Transaction {
             self.body_done = true;
             self.parse_body();
             self.run(Phase::Body);
+            self.run_seclang();
             if let Decision::Route { .. } = self.decision {
                 self.shared.counters.routed.fetch_add(1, Ordering::Relaxed);
             }
@@ -237,9 +247,9 @@ impl Transaction {
     }
 
     /// Ends the transaction: the audit event for the log.
-    pub fn finish(self) -> AuditEvent {
+    pub fn finish(mut self) -> AuditEvent {
         let cache = FieldCache::default();
-        let matches = self
+        let mut matches: Vec<RuleMatch> = self
             .matches
             .iter()
             .map(|&(i, action, enforced)| {
@@ -247,6 +257,7 @@ impl Transaction {
                 RuleMatch::new(rule, action, enforced, self.evidence(rule, &cache))
             })
             .collect();
+        matches.append(&mut self.seclang_matches);
         AuditEvent::new(
             &self.shared.config.audit,
             &self.req,
@@ -259,6 +270,48 @@ impl Transaction {
             self.body_bytes,
             self.started.elapsed(),
         )
+    }
+
+    /// The SecLang set (CRS) over the whole request, once the engine's own rules let it
+    /// through: its logged matches go to the audit event, and a `deny` (CRS 949110 when the
+    /// anomaly score reaches the threshold) blocks with the engine's block body.
+    fn run_seclang(&mut self) {
+        let Some(set) = self.seclang.clone() else {
+            return;
+        };
+        if self.stopped {
+            return;
+        }
+        let req = &self.req;
+        let mut uri = req.uri.clone();
+        if uri.is_empty() {
+            uri.push(b'/');
+        }
+        let input = crate::seclang::HttpInput {
+            remote_addr: self.client_ip,
+            remote_port: self.peer_port,
+            server_port: 0,
+            method: req.method.clone(),
+            uri,
+            protocol: req.version.as_bytes().to_vec(),
+            headers: req.headers.clone(),
+            body: self.body.clone(),
+        };
+        let outcome = set.evaluate(&input);
+        let blocked_by = outcome.interruption.as_ref().map(|i| i.rule_id);
+        for m in outcome.matched.iter().filter(|m| m.logged) {
+            let blocked = blocked_by == Some(m.id);
+            self.seclang_matches
+                .push(RuleMatch::seclang(m, blocked, true));
+        }
+        if let Some(i) = outcome.interruption {
+            let body = self.shared.config.block_body.clone();
+            self.set_terminal(Decision::Block {
+                status: i.status,
+                body,
+                rule_id: i.rule_id,
+            });
+        }
     }
 
     /// Decodes the buffered body (its `Content-Encoding`) and parses it for the body rules;
