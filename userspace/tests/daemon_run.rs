@@ -716,3 +716,88 @@ fn audit_is_private_metrics_time_out_and_the_fd_limit_is_raised() {
     );
     assert!(run.stop());
 }
+
+/// Issue 11: `[crs]` runs OWASP CRS v4 (from the corpora, unmodified) after the site's rules:
+/// a SQL injection is refused by CRS's 949110 with CRS's matches in the audit log, a browser
+/// request reaches the origin, `run --check` counts the CRS rules, and a reload whose CRS
+/// files do not load is refused with the location while the running CRS keeps blocking.
+#[test]
+fn crs_section_runs_crs_v4_and_a_broken_reload_keeps_it() {
+    let crs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/crs-v4");
+    let crs = std::env::var_os("RAMPART_CORPORA").map_or(crs, |c| PathBuf::from(c).join("crs-v4"));
+    let d = Scratch::new("crs");
+    let p = Ports::new();
+    let sock = d.path("c.sock");
+    let audit = d.path("audit.log");
+    let section = |after: &str| {
+        format!(
+            "[crs]\nenabled = true\nsetup = \"{}\"\nrules = \"{}\"\nafter = [{after}]\n",
+            crs.join("crs-setup.conf.example").display(),
+            crs.join("rules").display()
+        )
+    };
+    let cfg_path = d.path("c.toml");
+    // The default YAML rules off, so CRS alone decides (they would block the same request).
+    let l7 = format!("default_rules = false\naudit_log = \"{}\"", audit.display());
+    write(&cfg_path, &config(&p, &sock, &section(""), &l7));
+    let (ok, out, err) = check(&cfg_path);
+    assert!(ok && out.contains("CRS rules)"), "{out}{err}");
+
+    let _origin = Proc::origin(p.origin, &d.path("o.log"));
+    let mut run = Proc::daemon(&cfg_path, &d.path("c.log"));
+    run.running();
+    assert!(run.log().contains("crs: "), "{}", run.log());
+    let deadline = Instant::now() + START;
+    while !listening(p.origin) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let browser = "GET /shop/items?category=shoes&page=2 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0\r\nAccept: text/html\r\nConnection: close\r\n\r\n";
+    let sqli = "GET /shop/items?id=1%27%20or%20%271%27%3D%271 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0\r\nAccept: text/html\r\nConnection: close\r\n\r\n";
+    let answer = http(p.listen, browser);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = http(p.listen, sqli);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut log = String::new();
+    while Instant::now() < deadline && !log.contains("949110") {
+        std::thread::sleep(Duration::from_millis(50));
+        log = std::fs::read_to_string(&audit).unwrap_or_default();
+    }
+    let line = log
+        .lines()
+        .find(|l| l.contains("949110"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("\"ruleId\":942100") && line.contains("\"field\":\"ARGS:id\""),
+        "{line}"
+    );
+    assert!(
+        line.contains("SQL Injection Attack Detected via libinjection"),
+        "{line}"
+    );
+
+    let broken = write(
+        &d.path("broken.conf"),
+        "\n\nSecRule ARGS \"@rx x\" \"id:1,phase:2,t:nope\"\n",
+    );
+    write(
+        &cfg_path,
+        &config(
+            &p,
+            &sock,
+            &section(&format!("\"{}\"", broken.display())),
+            &l7,
+        ),
+    );
+    let (ok, _, err) = ctl(&sock, "rules reload");
+    assert!(
+        !ok && err.contains("broken.conf:3:") && err.contains("t:nope"),
+        "{err}"
+    );
+    let answer = http(p.listen, sqli);
+    assert!(
+        answer.starts_with("HTTP/1.1 403"),
+        "the running CRS still blocks: {answer}"
+    );
+    assert!(run.stop());
+}

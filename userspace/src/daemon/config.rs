@@ -33,6 +33,9 @@ pub struct Config {
     pub detector: DetectorSection,
     #[serde(default)]
     pub l7: L7Section,
+    /// OWASP CRS (SecLang rule files) after the site's rules; off by default.
+    #[serde(default)]
+    pub crs: super::crs::CrsSection,
     /// HTTP listeners of the reverse proxy.
     #[serde(default)]
     pub listeners: Vec<ListenerConfig>,
@@ -420,6 +423,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         why,
     };
     cfg.engine_config().map_err(invalid)?;
+    cfg.crs.check().map_err(invalid)?;
     super::bounds::check(&cfg, super::host::mem_total()).map_err(invalid)?;
     if !["auto", "native", "generic"].contains(&cfg.dataplane.mode.as_str()) {
         return Err(invalid(format!(

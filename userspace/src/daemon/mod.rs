@@ -8,6 +8,7 @@
 mod audit_file;
 pub mod bounds;
 pub mod config;
+pub mod crs;
 mod host;
 pub mod kernel_side;
 pub mod list_request;

@@ -92,6 +92,14 @@ pub fn check_only(config_path: &Path) -> Result<(String, Vec<String>), DaemonErr
         })?;
     let refs: Vec<&RuleSet> = checked.sets.iter().collect();
     drop(Engine::new(&refs, engine_cfg)?);
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    let crs = cfg
+        .crs
+        .load(dir)
+        .map_err(|why| super::ConfigError::Invalid {
+            path: config_path.to_path_buf(),
+            why,
+        })?;
     let http_rules: usize = checked.sets.iter().map(|s| s.l7_rules().count()).sum();
     let running = inspect_socket_path(&cfg.control.socket)? == SocketPath::Live;
     let mut warnings = checked.warnings;
@@ -106,8 +114,11 @@ pub fn check_only(config_path: &Path) -> Result<(String, Vec<String>), DaemonErr
             probe(addr).map_err(super::io(format!("{what} {addr}")))?;
         }
     }
+    let crs_rules = crs
+        .map(|s| format!(", {} CRS rules", s.stats().rules))
+        .unwrap_or_default();
     let summary = format!(
-        "{}: ok ({} listeners, {} interfaces, {} HTTP rules)",
+        "{}: ok ({} listeners, {} interfaces, {} HTTP rules{crs_rules})",
         config_path.display(),
         cfg.listeners.len(),
         cfg.dataplane.interfaces.len(),

@@ -82,6 +82,14 @@ impl Daemon {
                 path: config_path.clone(),
                 why,
             })?;
+        // Before anything starts: a CRS file that does not load stops `run` here.
+        let crs =
+            cfg.crs
+                .load(config_dir(&config_path))
+                .map_err(|why| config::ConfigError::Invalid {
+                    path: config_path.clone(),
+                    why,
+                })?;
         let kernel = if cfg.dataplane.interfaces.is_empty() {
             log::info!("no interfaces configured: XDP not attached (L7 only)");
             None
@@ -96,6 +104,16 @@ impl Daemon {
             Some(k) => Engine::with_jailer(&refs, engine_cfg, Box::new(k.handle.jailer()))?,
             None => Engine::new(&refs, engine_cfg)?,
         };
+        if let Some(set) = crs {
+            let st = set.stats();
+            log::info!(
+                "crs: {} SecLang rules after the site's rules ({} on the regex fallback, {} never match here: response or persistent variables, @geoLookup/@rbl)",
+                st.rules,
+                st.rx_fallback,
+                st.response_rules + st.persistent_rules + st.unavailable_operators
+            );
+            engine.set_seclang(Some(set));
+        }
         let proxy = if cfg.listeners.is_empty() {
             None
         } else {
@@ -196,14 +214,20 @@ impl Daemon {
                 format!("{e}; pools change on restart, so this reload would route to nothing")
             })?;
         }
+        let crs = cfg.crs.load(config_dir(&self.config_path))?;
         let refs: Vec<&RuleSet> = sets.iter().collect();
         self.engine.swap_rules(&refs).map_err(|e| e.to_string())?;
+        let crs_rules = crs.as_ref().map(|s| s.stats().rules);
+        self.engine.set_seclang(crs);
         let mut msg = String::new();
         if let Some(k) = &self.kernel {
             msg.push_str(&k.load_rules(operator_xdp(&cfg, &sets))?);
         }
         let l7 = sets.iter().map(|s| s.l7_rules().count()).sum::<usize>();
         msg.push_str(&format!("{l7} HTTP rules running\n"));
+        if let Some(n) = crs_rules {
+            msg.push_str(&format!("{n} CRS (SecLang) rules running\n"));
+        }
         let old = self.config();
         let mut restart = Vec::new();
         if format!("{:?}", old.listeners) != format!("{:?}", cfg.listeners) {
@@ -491,4 +515,9 @@ impl Daemon {
         super::metrics::process(&mut e);
         e.finish()
     }
+}
+
+/// The folder relative paths in the configuration resolve against.
+fn config_dir(config_path: &std::path::Path) -> &std::path::Path {
+    config_path.parent().unwrap_or(std::path::Path::new("."))
 }
