@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the XDP per-packet bench beside xdp-filter and the floor (root), the rule
 //! file scale bench, the detector bench (root: attacks in namespaces), the WAF corpus report, the
-//! reverse proxy beside nginx under wrk (and a 60 s soak), the host criterion benches (rules, L7
-//! engine), and a bounded fuzz run of the rule parser. Every figure comes from a run that checked its own
+//! reverse proxy beside nginx under wrk (and a 60 s soak), OWASP CRS in Rampart beside nginx +
+//! ModSecurity, the host criterion benches (rules, L7 engine, CRS), and a bounded fuzz run of the rule parser. Every figure comes from a run that checked its own
 //! result.
 
 use anyhow::Result;
@@ -43,9 +43,12 @@ pub fn run(repeat: u32) -> Result<()> {
         &["--seconds", "10", "--soak", "60"],
     )
     .status_ok()?;
-    // Host criterion benches: rule compile/eval, and the L7 engine (per request, 64 KiB form
-    // body, rate-limit check at 1M keys).
-    for bench in ["rules", "l7"] {
+    // OWASP CRS v4 at PL1: CPU per request in rampart run and in nginx + ModSecurity, beside
+    // each server without CRS, and the engine alone.
+    build::cmd("target/release/crs-bench", &["--seconds", "5"]).status_ok()?;
+    // Host criterion benches: rule compile/eval, the L7 engine (per request, 64 KiB form
+    // body, rate-limit check at 1M keys), and CRS v4 through the SecLang engine.
+    for bench in ["rules", "l7", "crs"] {
         let criterion = [
             "bench",
             "-p",
