@@ -1,8 +1,8 @@
 //! `cargo xtask bench`: the XDP per-packet bench beside xdp-filter and the floor (root), the rule
 //! file scale bench, the detector bench (root: attacks in namespaces), the WAF corpus report, the
 //! reverse proxy beside nginx under wrk (and a 60 s soak), OWASP CRS in Rampart beside nginx +
-//! ModSecurity, the host criterion benches (rules, L7 engine, CRS), and a bounded fuzz run of the rule parser. Every figure comes from a run that checked its own
-//! result.
+//! ModSecurity, the host criterion benches (rules, L7 engine, CRS), and a bounded fuzz run of
+//! the rule parser. Every figure comes from a run that checked its own result.
 
 use anyhow::Result;
 
