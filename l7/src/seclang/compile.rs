@@ -93,6 +93,18 @@ pub(super) struct CTarget {
     pub selector: CSel,
     pub count: bool,
     pub exclude: Vec<CSel>,
+    /// For `TX:name`: the lower-cased name, so the value is one hash lookup (TX keys are
+    /// stored lower-cased) instead of a scan of every TX entry.
+    pub tx_key: Option<String>,
+}
+
+/// `TX:Name` → `Some("name")`; any other target (or a regex / whole-collection selector) → None.
+fn tx_key(name: &str, sel: &CSel) -> Option<String> {
+    match sel {
+        CSel::Key(k) if name == "TX" => Some(String::from_utf8_lossy(k).to_ascii_lowercase())
+            .filter(|s| s.as_bytes().eq_ignore_ascii_case(k)),
+        _ => None,
+    }
 }
 
 #[derive(Debug)]
@@ -339,6 +351,7 @@ impl Builder<'_> {
                 out.push(CTarget {
                     name,
                     id: var_id(name),
+                    tx_key: tx_key(name, &selector),
                     selector,
                     count: t.count,
                     exclude: Vec::new(),
@@ -543,6 +556,7 @@ fn update_targets(
             into.push(CTarget {
                 name,
                 id: var_id(name),
+                tx_key: tx_key(name, &sel),
                 selector: sel,
                 count: t.count,
                 exclude: Vec::new(),

@@ -77,6 +77,7 @@ impl RuleSet {
             outcome: Outcome::default(),
             allowed: false,
             cache: RefCell::default(),
+            scratch: Vec::new(),
         };
         let processor = t.body_processor.clone();
         t.vars.set_processor(&processor);
@@ -124,9 +125,11 @@ fn default_processor(input: &HttpInput) -> String {
 }
 
 /// Where a value comes from: an entry of a request variable (transformed once and cached),
-/// or a value copied out of `TX` / `MATCHED_*` (which change as rules run).
-enum Src {
+/// a `TX:name` read when used (only for links whose matches change nothing in `TX`), or a
+/// value copied out of `TX` / `MATCHED_*` (which change as rules run).
+enum Src<'r> {
     Entry { var: u16, idx: usize, target: usize },
+    TxKey { key: &'r str },
     Owned { name: String, value: Vec<u8> },
 }
 
@@ -194,6 +197,8 @@ struct Tx<'r> {
     outcome: Outcome,
     allowed: bool,
     cache: TransformCache,
+    /// The values of the link being evaluated, reused from link to link.
+    scratch: Vec<Src<'r>>,
 }
 
 enum RuleRef {
@@ -258,7 +263,9 @@ impl<'r> Tx<'r> {
                     self.effect(e);
                 }
             } else {
-                for src in self.collect(rule, link) {
+                let mut srcs = std::mem::take(&mut self.scratch);
+                self.collect(rule, link, &mut srcs);
+                for src in srcs.drain(..) {
                     let mut caps = Vec::new();
                     let hit = if link.multi_match {
                         self.multi_match(link, &src, &mut caps)
@@ -278,6 +285,7 @@ impl<'r> Tx<'r> {
                         self.effect(e);
                     }
                 }
+                self.scratch = srcs;
             }
             // The effects ran as values matched, before the next link: it may read what they
             // set (CRS 931130 does); they stay done when a later link fails, as ModSecurity.
@@ -332,6 +340,7 @@ impl<'r> Tx<'r> {
                 .get_id(*var)
                 .get(*idx)
                 .map_or(&[][..], |e| &e.value[..]),
+            Src::TxKey { key } => self.tx.get(*key).map_or(&[][..], |v| &v[..]),
             Src::Owned { value, .. } => value,
         }
     }
@@ -361,6 +370,7 @@ impl<'r> Tx<'r> {
     fn src_name(&self, src: &Src, link: &Link) -> String {
         match src {
             Src::Owned { name, .. } => name.clone(),
+            Src::TxKey { key } => format!("TX:{key}"),
             Src::Entry { var, idx, target } => {
                 let key = self
                     .vars
@@ -378,14 +388,43 @@ impl<'r> Tx<'r> {
     }
 
     /// A link's values, after `!` exclusions and runtime target removals.
-    fn collect(&self, rule: &Rule, link: &Link) -> Vec<Src> {
-        let mut out = Vec::new();
+    fn collect(&self, rule: &Rule, link: &'r Link, out: &mut Vec<Src<'r>>) {
+        // A `TX:name` value may be read when used, not copied, when nothing this link does on
+        // a match (captures, setvar, ctl) can change `TX` before its later values are used.
+        let lazy_tx = !link.capture && link.effects.is_empty();
         for (ti, t) in link.targets.iter().enumerate() {
             let admits = |k: &[u8]| {
                 t.selector.admits(k)
                     && !t.exclude.iter().any(|x| x.admits(k))
                     && !self.target_removed(rule, t, k)
             };
+            if let Some(key) = &t.tx_key {
+                // TX keys are stored lower-cased: the one key `TX:Name` can select.
+                let found = self
+                    .tx
+                    .get_key_value(key.as_str())
+                    .filter(|(k, _)| admits(k.as_bytes()));
+                if t.count {
+                    out.push(Src::Owned {
+                        name: format!("&{}", t.name),
+                        value: if found.is_some() {
+                            b"1".to_vec()
+                        } else {
+                            b"0".to_vec()
+                        },
+                    });
+                } else if let Some((k, v)) = found {
+                    out.push(if lazy_tx {
+                        Src::TxKey { key }
+                    } else {
+                        Src::Owned {
+                            name: format!("TX:{k}"),
+                            value: v.clone(),
+                        }
+                    });
+                }
+                continue;
+            }
             let owned: Option<Vec<(String, Vec<u8>)>> = match t.name {
                 "TX" => Some(
                     self.tx
@@ -442,7 +481,6 @@ impl<'r> Tx<'r> {
                 }
             }
         }
-        out
     }
 
     fn target_removed(&self, rule: &Rule, t: &CTarget, key: &[u8]) -> bool {
