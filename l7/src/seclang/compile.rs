@@ -79,6 +79,10 @@ pub(super) struct Link {
     /// The same number for links with the same transformation list, so a transaction
     /// transforms each value once per list, not once per rule.
     pub chain_id: u32,
+    /// Per transformation `i`: the number of the list `transforms[..=i]` when that result is
+    /// worth keeping for other rules (a prefix other lists share, or the whole list), else
+    /// `None`. The last one is always `Some(chain_id)`.
+    pub prefix_ids: Vec<Option<u32>>,
     pub capture: bool,
     pub multi_match: bool,
     pub effects: Vec<Effect>,
@@ -255,6 +259,12 @@ impl Builder<'_> {
         let own = Actions::read(&r.actions, &r.location)?;
         let link =
             |b: &mut Self, transforms: Vec<Transform>, a: &Actions| -> Result<Link, SecLangError> {
+                let mut prefix_ids = Vec::with_capacity(transforms.len());
+                for i in 0..transforms.len() {
+                    let next = b.chains.len() as u32;
+                    let id = *b.chains.entry(transforms[..=i].to_vec()).or_insert(next);
+                    prefix_ids.push(Some(id));
+                }
                 let next = b.chains.len() as u32;
                 let chain_id = *b.chains.entry(transforms.clone()).or_insert(next);
                 Ok(Link {
@@ -262,6 +272,7 @@ impl Builder<'_> {
                     operator: b.operator(r)?,
                     transforms,
                     chain_id,
+                    prefix_ids,
                     capture: a.capture,
                     multi_match: a.multi_match,
                     effects: a.effects.clone(),
@@ -413,7 +424,23 @@ impl Builder<'_> {
         }
     }
 
-    fn finish(self) -> Result<RuleSet, SecLangError> {
+    fn finish(mut self) -> Result<RuleSet, SecLangError> {
+        // A prefix result is kept when two different lists start with it, or a list is it.
+        let mut users: HashMap<u32, HashSet<u32>> = HashMap::new();
+        for link in self.rules.iter().flat_map(|r| &r.links) {
+            for id in link.prefix_ids.iter().flatten() {
+                users.entry(*id).or_default().insert(link.chain_id);
+            }
+        }
+        for link in self.rules.iter_mut().flat_map(|r| &mut r.links) {
+            let last = link.prefix_ids.len().saturating_sub(1);
+            for (i, p) in link.prefix_ids.iter_mut().enumerate() {
+                let shared = p.is_some_and(|id| users.get(&id).is_some_and(|u| u.len() > 1));
+                if i != last && !shared {
+                    *p = None;
+                }
+            }
+        }
         let mut phases: [Vec<Item>; 5] = Default::default();
         let mut markers = HashSet::new();
         let mut live = 0;

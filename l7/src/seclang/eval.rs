@@ -149,15 +149,15 @@ impl std::ops::Deref for Val<'_> {
     }
 }
 
-fn transform_all(raw: &[u8], transforms: &[super::transform::Transform]) -> Rc<[u8]> {
-    let out = transforms
+fn transform_all<'a>(raw: &'a [u8], transforms: &[super::transform::Transform]) -> Cow<'a, [u8]> {
+    transforms
         .iter()
-        .fold(Cow::Borrowed(raw), |v, t| t.apply(v));
-    Rc::from(out.as_ref())
+        .fold(Cow::Borrowed(raw), |v, t| t.apply(v))
 }
 
-/// (variable, transformation list, entry index) packed in a u64 → the transformed value.
-type TransformCache = RefCell<HashMap<u64, Rc<[u8]>, BuildHasherDefault<PackedKeyHasher>>>;
+/// (variable, transformation list, entry index) packed in a u64 → the transformed value
+/// (`None`: the transformations changed nothing, the value is the raw one).
+type TransformCache = RefCell<HashMap<u64, Option<Rc<[u8]>>, BuildHasherDefault<PackedKeyHasher>>>;
 
 /// The cache's keys are already unique small integers: one multiply spreads them, instead of
 /// SipHash's dozens of rounds per lookup.
@@ -305,7 +305,13 @@ impl<'r> Tx<'r> {
             return Some(value.into_owned());
         }
         for t in &link.transforms {
+            let before = (value.as_ptr(), value.len());
             value = t.apply(value);
+            // As ModSecurity: the operator runs again only on a value the step changed (an
+            // unchanged value gives the same answer). `apply` hands an unchanged input back.
+            if (value.as_ptr(), value.len()) == before {
+                continue;
+            }
             if self.operator(link, &value, caps) {
                 return Some(value.into_owned());
             }
@@ -346,24 +352,60 @@ impl<'r> Tx<'r> {
     }
 
     /// The value after the link's transformations: request values are transformed once per
-    /// transaction and transformation list, and shared by every rule that asks again.
+    /// transaction and transformation list, and shared by every rule that asks again; a list
+    /// that starts like another (CRS's `t:utf8toUnicode,t:urlDecodeUni,…`) resumes from the
+    /// longest prefix already done.
     fn transformed<'s>(&'s self, src: &'s Src, link: &Link) -> Val<'s> {
         let raw = self.raw(src);
         if link.transforms.is_empty() {
             return Val::Borrowed(raw);
         }
         let Src::Entry { var, idx, .. } = src else {
-            return Val::Shared(transform_all(raw, &link.transforms));
+            return match transform_all(raw, &link.transforms) {
+                Cow::Borrowed(b) => Val::Borrowed(b),
+                Cow::Owned(v) => Val::Shared(Rc::from(v)),
+            };
         };
-        let key = (u64::from(*var) << 48)
-            | (u64::from(link.chain_id & 0xffff) << 32)
-            | (*idx as u64 & 0xffff_ffff);
-        if let Some(v) = self.cache.borrow().get(&key) {
-            return Val::Shared(Rc::clone(v));
+        let key = |chain: u32| {
+            (u64::from(*var) << 48)
+                | (u64::from(chain & 0xffff) << 32)
+                | (*idx as u64 & 0xffff_ffff)
+        };
+        let shown = |v: &Option<Rc<[u8]>>| match v {
+            None => Val::Borrowed(raw),
+            Some(r) => Val::Shared(Rc::clone(r)),
+        };
+        let n = link.transforms.len();
+        // The longest prefix already transformed (`None` in the cache: equal to the raw value).
+        let mut start = 0;
+        let mut cur: Option<Rc<[u8]>> = None;
+        {
+            let cache = self.cache.borrow();
+            for i in (0..n).rev() {
+                let Some(id) = link.prefix_ids.get(i).copied().flatten() else {
+                    continue;
+                };
+                if let Some(v) = cache.get(&key(id)) {
+                    if i + 1 == n {
+                        return shown(v);
+                    }
+                    start = i + 1;
+                    cur = v.clone();
+                    break;
+                }
+            }
         }
-        let v = transform_all(raw, &link.transforms);
-        self.cache.borrow_mut().insert(key, Rc::clone(&v));
-        Val::Shared(v)
+        let mut cache = self.cache.borrow_mut();
+        for i in start..n {
+            let input = cur.as_deref().unwrap_or(raw);
+            if let Cow::Owned(v) = link.transforms[i].apply(Cow::Borrowed(input)) {
+                cur = Some(Rc::from(v));
+            }
+            if let Some(id) = link.prefix_ids.get(i).copied().flatten() {
+                cache.insert(key(id), cur.clone());
+            }
+        }
+        shown(&cur)
     }
 
     /// `ARGS:id`, `REQUEST_URI`: built only for values that matched.
