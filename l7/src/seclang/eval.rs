@@ -159,8 +159,8 @@ fn transform_all<'a>(raw: &'a [u8], transforms: &[super::transform::Transform]) 
 /// (`None`: the transformations changed nothing, the value is the raw one).
 type TransformCache = RefCell<HashMap<u64, Option<Rc<[u8]>>, BuildHasherDefault<PackedKeyHasher>>>;
 
-/// The cache's keys are already unique small integers: one multiply spreads them, instead of
-/// SipHash's dozens of rounds per lookup.
+/// The cache's keys are already unique small integers: one wide multiply spreads them,
+/// instead of SipHash's dozens of rounds per lookup.
 #[derive(Default)]
 struct PackedKeyHasher(u64);
 
@@ -174,7 +174,11 @@ impl Hasher for PackedKeyHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The 128-bit product folded: every bit of the key reaches the low bits (the table
+        // index) and the top bits (the tag). A plain multiply leaves the low bits to the low
+        // key bits (the entry index) only, so keys of one entry collide on one probe chain.
+        let m = u128::from(self.0 ^ n) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
     }
 }
 
