@@ -76,7 +76,7 @@ impl RuleSet {
             rule: None,
             outcome: Outcome::default(),
             allowed: false,
-            cache: RefCell::default(),
+            cache: RefCell::new(CACHE_POOL.with(|p| p.take())),
             scratch: Vec::new(),
         };
         let processor = t.body_processor.clone();
@@ -91,10 +91,31 @@ impl RuleSet {
                 t.phase(2);
             }
         }
+        let mut cache = t.cache.take();
+        let used = cache.len();
+        if used <= MAX_POOLED {
+            // A table much larger than this request needed (one big form) would make the next
+            // small requests clear and probe memory they never use: keep one sized to fit.
+            if cache.capacity() > 4 * used.max(256) {
+                cache = CacheMap::with_capacity_and_hasher(used, Default::default());
+            } else {
+                cache.clear();
+            }
+            CACHE_POOL.with(|p| p.set(cache));
+        }
         t.outcome.tx = t.tx;
         t.outcome
     }
 }
+
+thread_local! {
+    /// Each thread keeps its last (emptied) transform cache, so a transaction starts with the
+    /// table grown by the previous ones instead of growing it again, rehash by rehash.
+    static CACHE_POOL: std::cell::Cell<CacheMap> = std::cell::Cell::new(CacheMap::default());
+}
+
+/// The largest cache kept between transactions (entries; ~40 bytes each).
+const MAX_POOLED: usize = 1 << 18;
 
 /// The processor ModSecurity's recommended configuration picks from `Content-Type`
 /// (URLENCODED and MULTIPART built in, XML and JSON by its rules 200000/200001).
@@ -157,7 +178,8 @@ fn transform_all<'a>(raw: &'a [u8], transforms: &[super::transform::Transform]) 
 
 /// (variable, transformation list, entry index) packed in a u64 → the transformed value
 /// (`None`: the transformations changed nothing, the value is the raw one).
-type TransformCache = RefCell<HashMap<u64, Option<Rc<[u8]>>, BuildHasherDefault<PackedKeyHasher>>>;
+type TransformCache = RefCell<CacheMap>;
+type CacheMap = HashMap<u64, Option<Rc<[u8]>>, BuildHasherDefault<PackedKeyHasher>>;
 
 /// The cache's keys are already unique small integers: one wide multiply spreads them,
 /// instead of SipHash's dozens of rounds per lookup.
