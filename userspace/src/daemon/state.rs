@@ -112,6 +112,12 @@ impl Daemon {
                 st.rx_fallback,
                 st.response_rules + st.persistent_rules + st.unavailable_operators
             );
+            if st.ignored_directives > 0 {
+                log::warn!(
+                    "crs: {} directives accepted that change nothing here (body limits, audit-log settings: the [l7] section sets those)",
+                    st.ignored_directives
+                );
+            }
             engine.set_seclang(Some(set));
         }
         let proxy = if cfg.listeners.is_empty() {
