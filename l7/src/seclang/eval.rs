@@ -87,35 +87,17 @@ impl RuleSet {
                 let processor = t.body_processor.clone();
                 t.vars.add_body(input, &processor, t.force_body);
                 // Body processing replaced some values (sizes, REQBODY_*): start afresh.
-                t.cache.borrow_mut().clear();
+                t.cache.borrow_mut().reset();
                 t.phase(2);
             }
         }
         let mut cache = t.cache.take();
-        let used = cache.len();
-        if used <= MAX_POOLED {
-            // A table much larger than this request needed (one big form) would make the next
-            // small requests clear and probe memory they never use: keep one sized to fit.
-            if cache.capacity() > 4 * used.max(256) {
-                cache = CacheMap::with_capacity_and_hasher(used, Default::default());
-            } else {
-                cache.clear();
-            }
-            CACHE_POOL.with(|p| p.set(cache));
-        }
+        cache.reset();
+        CACHE_POOL.with(|p| p.set(cache));
         t.outcome.tx = t.tx;
         t.outcome
     }
 }
-
-thread_local! {
-    /// Each thread keeps its last (emptied) transform cache, so a transaction starts with the
-    /// table grown by the previous ones instead of growing it again, rehash by rehash.
-    static CACHE_POOL: std::cell::Cell<CacheMap> = std::cell::Cell::new(CacheMap::default());
-}
-
-/// The largest cache kept between transactions (entries; ~40 bytes each).
-const MAX_POOLED: usize = 1 << 18;
 
 /// The processor ModSecurity's recommended configuration picks from `Content-Type`
 /// (URLENCODED and MULTIPART built in, XML and JSON by its rules 200000/200001).
@@ -176,10 +158,81 @@ fn transform_all<'a>(raw: &'a [u8], transforms: &[super::transform::Transform]) 
         .fold(Cow::Borrowed(raw), |v, t| t.apply(v))
 }
 
-/// (variable, transformation list, entry index) packed in a u64 → the transformed value
-/// (`None`: the transformations changed nothing, the value is the raw one).
-type TransformCache = RefCell<CacheMap>;
-type CacheMap = HashMap<u64, Option<Rc<[u8]>>, BuildHasherDefault<PackedKeyHasher>>;
+/// Transformed request values, one row per (variable, transformation list) with a slot per
+/// entry: a rule walking a collection reads its slots in order, not scattered over one big
+/// table.
+type TransformCache = RefCell<Rows>;
+
+#[derive(Default)]
+struct Rows {
+    /// (variable << 16 | transformation list) → index in `rows`.
+    index: HashMap<u32, usize, BuildHasherDefault<PackedKeyHasher>>,
+    /// `rows[..used]` are in use; the rest are emptied rows kept for their allocations.
+    rows: Vec<Vec<Slot>>,
+    used: usize,
+}
+
+#[derive(Clone, Default)]
+enum Slot {
+    #[default]
+    Unknown,
+    /// The transformations changed nothing: the value is the raw one.
+    Same,
+    Value(Rc<[u8]>),
+}
+
+impl Rows {
+    fn get(&self, var: u16, chain: u32, idx: usize) -> Option<&Slot> {
+        let row = *self.index.get(&row_key(var, chain))?;
+        self.rows[row]
+            .get(idx)
+            .filter(|s| !matches!(s, Slot::Unknown))
+    }
+
+    fn insert(&mut self, var: u16, chain: u32, idx: usize, len: usize, slot: Slot) {
+        let next = self.used;
+        let row = *self.index.entry(row_key(var, chain)).or_insert(next);
+        if row == next {
+            self.used += 1;
+            if next == self.rows.len() {
+                self.rows.push(Vec::new());
+            }
+            self.rows[next].resize(len, Slot::Unknown);
+        }
+        let r = &mut self.rows[row];
+        if r.len() <= idx {
+            r.resize(idx + 1, Slot::Unknown);
+        }
+        r[idx] = slot;
+    }
+}
+
+impl Rows {
+    /// Empties every row, keeping the allocations (and dropping those a big request grew).
+    fn reset(&mut self) {
+        self.index.clear();
+        for r in &mut self.rows[..self.used] {
+            r.clear();
+        }
+        self.used = 0;
+        if self.rows.iter().map(Vec::capacity).sum::<usize>() > MAX_POOLED_SLOTS {
+            *self = Rows::default();
+        }
+    }
+}
+
+/// The most slots a thread keeps between transactions (24 bytes each).
+const MAX_POOLED_SLOTS: usize = 1 << 18;
+
+thread_local! {
+    /// Each thread keeps its last (emptied) transform cache, so a transaction reuses the rows
+    /// the previous one allocated.
+    static CACHE_POOL: std::cell::Cell<Rows> = std::cell::Cell::new(Rows::default());
+}
+
+fn row_key(var: u16, chain: u32) -> u32 {
+    (u32::from(var) << 16) | (chain & 0xffff)
+}
 
 /// The cache's keys are already unique small integers: one wide multiply spreads them,
 /// instead of SipHash's dozens of rounds per lookup.
@@ -194,6 +247,9 @@ impl Hasher for PackedKeyHasher {
         for &b in bytes {
             self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
     }
     fn write_u64(&mut self, n: u64) {
         // The 128-bit product folded: every bit of the key reaches the low bits (the table
@@ -392,17 +448,13 @@ impl<'r> Tx<'r> {
                 Cow::Owned(v) => Val::Shared(Rc::from(v)),
             };
         };
-        let key = |chain: u32| {
-            (u64::from(*var) << 48)
-                | (u64::from(chain & 0xffff) << 32)
-                | (*idx as u64 & 0xffff_ffff)
+        let shown = |v: &Slot| match v {
+            Slot::Value(r) => Val::Shared(Rc::clone(r)),
+            _ => Val::Borrowed(raw),
         };
-        let shown = |v: &Option<Rc<[u8]>>| match v {
-            None => Val::Borrowed(raw),
-            Some(r) => Val::Shared(Rc::clone(r)),
-        };
+        let (var, idx) = (*var, *idx);
         let n = link.transforms.len();
-        // The longest prefix already transformed (`None` in the cache: equal to the raw value).
+        // The longest prefix already transformed.
         let mut start = 0;
         let mut cur: Option<Rc<[u8]>> = None;
         {
@@ -411,16 +463,19 @@ impl<'r> Tx<'r> {
                 let Some(id) = link.prefix_ids.get(i).copied().flatten() else {
                     continue;
                 };
-                if let Some(v) = cache.get(&key(id)) {
+                if let Some(v) = cache.get(var, id, idx) {
                     if i + 1 == n {
                         return shown(v);
                     }
                     start = i + 1;
-                    cur = v.clone();
+                    if let Slot::Value(r) = v {
+                        cur = Some(Rc::clone(r));
+                    }
                     break;
                 }
             }
         }
+        let len = self.vars.get_id(var).len();
         let mut cache = self.cache.borrow_mut();
         for i in start..n {
             let input = cur.as_deref().unwrap_or(raw);
@@ -428,10 +483,14 @@ impl<'r> Tx<'r> {
                 cur = Some(Rc::from(v));
             }
             if let Some(id) = link.prefix_ids.get(i).copied().flatten() {
-                cache.insert(key(id), cur.clone());
+                let slot = cur.clone().map_or(Slot::Same, Slot::Value);
+                cache.insert(var, id, idx, len, slot);
             }
         }
-        shown(&cur)
+        match cur {
+            Some(r) => Val::Shared(r),
+            None => Val::Borrowed(raw),
+        }
     }
 
     /// `ARGS:id`, `REQUEST_URI`: built only for values that matched.
