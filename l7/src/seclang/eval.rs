@@ -131,9 +131,25 @@ fn default_processor(input: &HttpInput) -> String {
 /// a `TX:name` read when used (only for links whose matches change nothing in `TX`), or a
 /// value copied out of `TX` / `MATCHED_*` (which change as rules run).
 enum Src<'r> {
-    Entry { var: u16, idx: usize, target: usize },
-    TxKey { key: &'r str },
-    Owned { name: String, value: Vec<u8> },
+    Entry {
+        var: u16,
+        idx: usize,
+        target: usize,
+    },
+    TxKey {
+        key: &'r str,
+    },
+    Owned {
+        name: String,
+        value: Vec<u8>,
+    },
+    /// Entries `0..len` of a request variable, each kept if the target admits its key, checked
+    /// when used (only for links with no `ctl:`, which could change what is admitted).
+    Range {
+        var: u16,
+        target: usize,
+        len: usize,
+    },
 }
 
 /// A transformed value: the raw bytes when there is nothing to do, else the cached result.
@@ -348,23 +364,22 @@ impl<'r> Tx<'r> {
                 let mut srcs = std::mem::take(&mut self.scratch);
                 self.collect(rule, link, &mut srcs);
                 for src in srcs.drain(..) {
-                    let mut caps = Vec::new();
-                    let hit = if link.multi_match {
-                        self.multi_match(link, &src, &mut caps)
-                    } else {
-                        let value = self.transformed(&src, link);
-                        self.operator(link, &value, &mut caps)
-                            .then(|| value.to_vec())
+                    let Src::Range { var, target, len } = src else {
+                        self.consider(link, &src, &mut now);
+                        continue;
                     };
-                    let Some(v) = hit else { continue };
-                    self.captured(link, caps);
-                    let name = self.src_name(&src, link);
-                    self.matched_var = (name.clone(), v.clone());
-                    now.push((name, v));
-                    // As ModSecurity: non-disruptive actions run once per matched value,
-                    // with that value's captures (CRS 922150 numbers each part header).
-                    for e in &link.effects {
-                        self.effect(e);
+                    let t = &link.targets[target];
+                    let every = matches!(t.selector, CSel::All)
+                        && t.exclude.is_empty()
+                        && self.removed_targets.is_empty();
+                    for idx in 0..len {
+                        if !every {
+                            let key = self.vars.get_id(var).get(idx).map_or(&[][..], |e| &e.key);
+                            if !self.admits(rule, t, key) {
+                                continue;
+                            }
+                        }
+                        self.consider(link, &Src::Entry { var, idx, target }, &mut now);
                     }
                 }
                 self.scratch = srcs;
@@ -377,6 +392,36 @@ impl<'r> Tx<'r> {
             self.prev_matched = now;
         }
         true
+    }
+
+    /// One value of a link: run the operator, and on a match record it and run the effects.
+    fn consider(&mut self, link: &Link, src: &Src, now: &mut Vec<(String, Vec<u8>)>) {
+        let mut caps = Vec::new();
+        let hit = if link.multi_match {
+            self.multi_match(link, src, &mut caps)
+        } else {
+            let value = self.transformed(src, link);
+            self.operator(link, &value, &mut caps)
+                .then(|| value.to_vec())
+        };
+        let Some(v) = hit else { return };
+        self.captured(link, caps);
+        let name = self.src_name(src, link);
+        self.matched_var = (name.clone(), v.clone());
+        now.push((name, v));
+        // As ModSecurity: non-disruptive actions run once per matched value,
+        // with that value's captures (CRS 922150 numbers each part header).
+        for e in &link.effects {
+            self.effect(e);
+        }
+    }
+
+    /// True when target `t` of `rule` reads the entry keyed `k` (selector, `!` exclusions,
+    /// runtime removals).
+    fn admits(&self, rule: &Rule, t: &CTarget, k: &[u8]) -> bool {
+        t.selector.admits(k)
+            && !t.exclude.iter().any(|x| x.admits(k))
+            && !self.target_removed(rule, t, k)
     }
 
     /// multiMatch: the operator also sees the value before and between the transformations,
@@ -430,6 +475,8 @@ impl<'r> Tx<'r> {
                 .map_or(&[][..], |e| &e.value[..]),
             Src::TxKey { key } => self.tx.get(*key).map_or(&[][..], |v| &v[..]),
             Src::Owned { value, .. } => value,
+            // Expanded into entries before use.
+            Src::Range { .. } => &[],
         }
     }
 
@@ -498,6 +545,7 @@ impl<'r> Tx<'r> {
         match src {
             Src::Owned { name, .. } => name.clone(),
             Src::TxKey { key } => format!("TX:{key}"),
+            Src::Range { .. } => String::new(),
             Src::Entry { var, idx, target } => {
                 let key = self
                     .vars
@@ -519,6 +567,7 @@ impl<'r> Tx<'r> {
         // A `TX:name` value may be read when used, not copied, when nothing this link does on
         // a match (captures, setvar, ctl) can change `TX` before its later values are used.
         let lazy_tx = !link.capture && link.effects.is_empty();
+        let no_ctl = !link.effects.iter().any(|e| matches!(e, Effect::Ctl(_)));
         for (ti, t) in link.targets.iter().enumerate() {
             let admits = |k: &[u8]| {
                 t.selector.admits(k)
@@ -597,6 +646,12 @@ impl<'r> Tx<'r> {
                         out.push(Src::Owned {
                             name: format!("&{}", t.name),
                             value: keep.count().to_string().into_bytes(),
+                        });
+                    } else if no_ctl {
+                        out.push(Src::Range {
+                            var: t.id,
+                            target: ti,
+                            len: entries.len(),
                         });
                     } else {
                         out.extend(keep.map(|(idx, _)| Src::Entry {
