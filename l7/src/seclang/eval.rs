@@ -7,7 +7,6 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::rc::Rc;
 
 use super::actions::{Ctl, Disruptive, Effect, SetOp};
 use super::ast::EngineMode;
@@ -152,10 +151,12 @@ enum Src<'r> {
     },
 }
 
-/// A transformed value: the raw bytes when there is nothing to do, else the cached result.
+/// A transformed value: the raw bytes when there is nothing to do, the cached result, or a
+/// value just transformed.
 enum Val<'a> {
     Borrowed(&'a [u8]),
-    Shared(Rc<[u8]>),
+    Cached(std::cell::Ref<'a, [u8]>),
+    Owned(Vec<u8>),
 }
 
 impl std::ops::Deref for Val<'_> {
@@ -163,7 +164,8 @@ impl std::ops::Deref for Val<'_> {
     fn deref(&self) -> &[u8] {
         match self {
             Val::Borrowed(b) => b,
-            Val::Shared(r) => r,
+            Val::Cached(r) => r,
+            Val::Owned(v) => v,
         }
     }
 }
@@ -186,23 +188,47 @@ struct Rows {
     /// `rows[..used]` are in use; the rest are emptied rows kept for their allocations.
     rows: Vec<Vec<Slot>>,
     used: usize,
+    /// Every transformed value, one after the other (a row's values end up next to each
+    /// other, as the first rule to ask transforms them in entry order).
+    bytes: Vec<u8>,
 }
 
-#[derive(Clone, Default)]
-enum Slot {
-    #[default]
-    Unknown,
-    /// The transformations changed nothing: the value is the raw one.
-    Same,
-    Value(Rc<[u8]>),
+/// A value in `Rows::bytes`, or one of the markers below (8 bytes, so a row stays compact).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    off: u32,
+    len: u32,
 }
+
+/// Not transformed yet.
+const UNKNOWN: Slot = Slot {
+    off: 0,
+    len: u32::MAX,
+};
+/// The transformations changed nothing: the value is the raw one.
+const SAME: Slot = Slot {
+    off: 0,
+    len: u32::MAX - 1,
+};
 
 impl Rows {
-    fn get(&self, var: u16, chain: u32, idx: usize) -> Option<&Slot> {
+    fn get(&self, var: u16, chain: u32, idx: usize) -> Option<Slot> {
         let row = *self.index.get(&row_key(var, chain))?;
-        self.rows[row]
-            .get(idx)
-            .filter(|s| !matches!(s, Slot::Unknown))
+        self.rows[row].get(idx).copied().filter(|s| *s != UNKNOWN)
+    }
+
+    fn value(&self, s: Slot) -> &[u8] {
+        let off = s.off as usize;
+        &self.bytes[off..off + s.len as usize]
+    }
+
+    /// Stores `v`; `None` when the table would outgrow its 32-bit offsets (then not cached).
+    fn push(&mut self, v: &[u8]) -> Option<Slot> {
+        let off = u32::try_from(self.bytes.len()).ok()?;
+        let len = u32::try_from(v.len()).ok().filter(|l| *l < u32::MAX - 1)?;
+        off.checked_add(len)?;
+        self.bytes.extend_from_slice(v);
+        Some(Slot { off, len })
     }
 
     fn insert(&mut self, var: u16, chain: u32, idx: usize, len: usize, slot: Slot) {
@@ -213,17 +239,15 @@ impl Rows {
             if next == self.rows.len() {
                 self.rows.push(Vec::new());
             }
-            self.rows[next].resize(len, Slot::Unknown);
+            self.rows[next].resize(len, UNKNOWN);
         }
         let r = &mut self.rows[row];
         if r.len() <= idx {
-            r.resize(idx + 1, Slot::Unknown);
+            r.resize(idx + 1, UNKNOWN);
         }
         r[idx] = slot;
     }
-}
 
-impl Rows {
     /// Empties every row, keeping the allocations (and dropping those a big request grew).
     fn reset(&mut self) {
         self.index.clear();
@@ -231,13 +255,19 @@ impl Rows {
             r.clear();
         }
         self.used = 0;
-        if self.rows.iter().map(Vec::capacity).sum::<usize>() > MAX_POOLED_SLOTS {
+        self.bytes.clear();
+        if self.rows.iter().map(Vec::capacity).sum::<usize>() > MAX_POOLED_SLOTS
+            || self.bytes.capacity() > MAX_POOLED_BYTES
+        {
             *self = Rows::default();
         }
     }
 }
 
-/// The most slots a thread keeps between transactions (24 bytes each).
+/// The most transformed bytes a thread keeps room for between transactions.
+const MAX_POOLED_BYTES: usize = 16 << 20;
+
+/// The most slots a thread keeps between transactions (8 bytes each).
 const MAX_POOLED_SLOTS: usize = 1 << 18;
 
 thread_local! {
@@ -492,51 +522,56 @@ impl<'r> Tx<'r> {
         let Src::Entry { var, idx, .. } = src else {
             return match transform_all(raw, &link.transforms) {
                 Cow::Borrowed(b) => Val::Borrowed(b),
-                Cow::Owned(v) => Val::Shared(Rc::from(v)),
+                Cow::Owned(v) => Val::Owned(v),
             };
-        };
-        let shown = |v: &Slot| match v {
-            Slot::Value(r) => Val::Shared(Rc::clone(r)),
-            _ => Val::Borrowed(raw),
         };
         let (var, idx) = (*var, *idx);
         let n = link.transforms.len();
         // The longest prefix already transformed.
         let mut start = 0;
-        let mut cur: Option<Rc<[u8]>> = None;
+        let mut done = SAME;
         {
             let cache = self.cache.borrow();
             for i in (0..n).rev() {
                 let Some(id) = link.prefix_ids.get(i).copied().flatten() else {
                     continue;
                 };
-                if let Some(v) = cache.get(var, id, idx) {
+                if let Some(slot) = cache.get(var, id, idx) {
                     if i + 1 == n {
-                        return shown(v);
+                        if slot == SAME {
+                            return Val::Borrowed(raw);
+                        }
+                        return Val::Cached(std::cell::Ref::map(cache, |c| c.value(slot)));
                     }
                     start = i + 1;
-                    if let Slot::Value(r) = v {
-                        cur = Some(Rc::clone(r));
-                    }
+                    done = slot;
                     break;
                 }
             }
         }
-        let len = self.vars.get_id(var).len();
         let mut cache = self.cache.borrow_mut();
+        // `cur`: the value so far when it differs from the raw one; `done` its slot, if stored.
+        let mut cur: Option<Vec<u8>> = (done != SAME).then(|| cache.value(done).to_vec());
+        let mut stored = Some(done);
+        let len = self.vars.get_id(var).len();
         for i in start..n {
             let input = cur.as_deref().unwrap_or(raw);
             if let Cow::Owned(v) = link.transforms[i].apply(Cow::Borrowed(input)) {
-                cur = Some(Rc::from(v));
+                cur = Some(v);
+                stored = None;
             }
             if let Some(id) = link.prefix_ids.get(i).copied().flatten() {
-                let slot = cur.clone().map_or(Slot::Same, Slot::Value);
-                cache.insert(var, id, idx, len, slot);
+                if stored.is_none() {
+                    stored = cache.push(cur.as_deref().unwrap_or_default());
+                }
+                if let Some(slot) = stored {
+                    cache.insert(var, id, idx, len, slot);
+                }
             }
         }
         match cur {
-            Some(r) => Val::Shared(r),
             None => Val::Borrowed(raw),
+            Some(v) => Val::Owned(v),
         }
     }
 
