@@ -215,31 +215,16 @@ fn input(method: &str, target: &str, body: &str) -> HttpInput {
     }
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let crs = corpora().join("crs-v4");
-    let dir = std::env::temp_dir().join(format!("rampart-crs-bench-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("nginx"))?;
-    let d = dir.display();
-    let bin = std::env::current_exe()?
-        .parent()
-        .context("bin dir")?
-        .join("rampart");
-    ensure!(
-        bin.is_file(),
-        "{} missing: build with `cargo build --release -p rampart`",
-        bin.display()
-    );
-    let form = form();
-
-    // Engine alone, and the checks on it.
+/// CRS v4 loaded into the engine, with the checks that it passes the benign requests and
+/// denies a SQL injection.
+fn engine_checked(crs: &Path, form: &str) -> Result<(RuleSet, HttpInput, HttpInput)> {
     let set = RuleSet::load(&[
         Source::File(crs.join("crs-setup.conf.example")),
         Source::Dir(crs.join("rules")),
     ])
     .map_err(|e| anyhow::anyhow!("CRS v4 loads: {e}"))?;
     let get = input("GET", GET_TARGET, "");
-    let post = input("POST", "/shop/checkout", &form);
+    let post = input("POST", "/shop/checkout", form);
     ensure!(
         set.evaluate(&get).interruption.is_none(),
         "engine: the GET passes"
@@ -254,8 +239,23 @@ fn main() -> Result<()> {
         "engine: SQLi denied by 949110"
     );
 
-    let _origin = Proc::spawn(
-        &bin,
+    Ok((set, get, post))
+}
+
+/// The origin, nginx (plain and with ModSecurity + CRS, one worker) and two `rampart run`
+/// (without and with `[crs]`), each checked: SQLi refused where CRS runs, benign requests pass.
+struct Servers {
+    _origin: Proc,
+    _nginx: Proc,
+    nginx_workers: Vec<u32>,
+    rampart: Proc,
+    rampart_crs: Proc,
+}
+
+fn start_servers(dir: &Path, bin: &Path, crs: &Path, form: &str) -> Result<Servers> {
+    let d = dir.display();
+    let origin = Proc::spawn(
+        bin,
         &["origin", "--addr", ORIGIN, "--name", "bench"],
         &dir.join("origin.log"),
     )?;
@@ -318,16 +318,19 @@ fn main() -> Result<()> {
         .display()
         .to_string();
     let rampart = Proc::spawn(
-        &bin,
+        bin,
         &["run", "--config", &plain_conf],
         &dir.join("plain.log"),
     )?;
-    let rampart_crs = Proc::spawn(&bin, &["run", "--config", &crs_conf], &dir.join("crs.log"))?;
+    let rampart_crs = Proc::spawn(bin, &["run", "--config", &crs_conf], &dir.join("crs.log"))?;
     for a in [ORIGIN, NGINX, NGINX_MS, RAMPART, RAMPART_CRS] {
         wait_up(a)?;
     }
-    let workers = children(nginx.id());
-    ensure!(workers.len() == 1, "one nginx worker, found {workers:?}");
+    let nginx_workers = children(nginx.id());
+    ensure!(
+        nginx_workers.len() == 1,
+        "one nginx worker, found {nginx_workers:?}"
+    );
     for (addr, want) in [
         (NGINX_MS, 403),
         (RAMPART_CRS, 403),
@@ -343,23 +346,55 @@ fn main() -> Result<()> {
             "{addr}: GET must pass"
         );
         ensure!(
-            status(addr, "POST", "/shop/checkout", &form)? == 200,
+            status(addr, "POST", "/shop/checkout", form)? == 200,
             "{addr}: form must pass"
         );
     }
 
-    let lua = |name: &str, method: &str, body: &str| -> Result<PathBuf> {
-        let path = dir.join(name);
-        let mut s = format!("wrk.method = \"{method}\"\nwrk.headers[\"Host\"] = \"shop.example\"\nwrk.headers[\"User-Agent\"] = \"{UA}\"\nwrk.headers[\"Accept\"] = \"text/html\"\n");
-        if !body.is_empty() {
-            s.push_str(&format!("wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.body = \"{body}\"\nwrk.path = \"/shop/checkout\"\n"));
-            s.push_str("request = function() return wrk.format(nil, \"/shop/checkout\") end\n");
-        }
-        std::fs::write(&path, s)?;
-        Ok(path)
-    };
-    let get_lua = lua("get.lua", "GET", "")?;
-    let form_lua = lua("form.lua", "POST", &form)?;
+    Ok(Servers {
+        _origin: origin,
+        _nginx: nginx,
+        nginx_workers,
+        rampart,
+        rampart_crs,
+    })
+}
+
+/// A wrk script sending the bench's headers (and the form, for a POST).
+fn lua(dir: &Path, name: &str, method: &str, body: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    let mut s = format!("wrk.method = \"{method}\"\nwrk.headers[\"Host\"] = \"shop.example\"\nwrk.headers[\"User-Agent\"] = \"{UA}\"\nwrk.headers[\"Accept\"] = \"text/html\"\n");
+    if !body.is_empty() {
+        s.push_str(&format!("wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.body = \"{body}\"\n"));
+        s.push_str("request = function() return wrk.format(nil, \"/shop/checkout\") end\n");
+    }
+    std::fs::write(&path, s)?;
+    Ok(path)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let crs = corpora().join("crs-v4");
+    let dir = std::env::temp_dir().join(format!("rampart-crs-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("nginx"))?;
+    let bin = std::env::current_exe()?
+        .parent()
+        .context("bin dir")?
+        .join("rampart");
+    ensure!(
+        bin.is_file(),
+        "{} missing: build with `cargo build --release -p rampart`",
+        bin.display()
+    );
+    let form = form();
+
+    let (set, get, post) = engine_checked(&crs, &form)?;
+
+    let servers = start_servers(&dir, &bin, &crs, &form)?;
+    let workers = &servers.nginx_workers;
+
+    let get_lua = lua(&dir, "get.lua", "GET", "")?;
+    let form_lua = lua(&dir, "form.lua", "POST", &form)?;
     println!(
         "== OWASP CRS v4 PL1: CPU per request (wrk -t1 -c8 -d{}s on loopback, one run) ==",
         args.seconds
@@ -369,10 +404,15 @@ fn main() -> Result<()> {
         ("typical GET", &get_lua, &get),
         ("64 KiB form", &form_lua, &post),
     ] {
-        let n = load(NGINX, script, args.seconds, &workers)?;
-        let nm = load(NGINX_MS, script, args.seconds, &workers)?;
-        let r = load(RAMPART, script, args.seconds, &[rampart.id()])?;
-        let rc = load(RAMPART_CRS, script, args.seconds, &[rampart_crs.id()])?;
+        let n = load(NGINX, script, args.seconds, workers)?;
+        let nm = load(NGINX_MS, script, args.seconds, workers)?;
+        let r = load(RAMPART, script, args.seconds, &[servers.rampart.id()])?;
+        let rc = load(
+            RAMPART_CRS,
+            script,
+            args.seconds,
+            &[servers.rampart_crs.id()],
+        )?;
         let engine = engine_cpu_us(&set, engine_in);
         println!("{what}:");
         for (name, l) in [
@@ -395,7 +435,7 @@ fn main() -> Result<()> {
     for ((what, ms, rc, engine), (_, target)) in added.iter().zip(targets) {
         println!("target {what}: engine {engine:.1} µs vs ≤ {target} µs ({}); ModSecurity/Rampart added CPU {:.1}x (target ≥ 10x)", if *engine <= target { "met" } else { "not met" }, ms / rc.max(0.1));
     }
-    drop((rampart, rampart_crs, nginx));
+    drop(servers);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -27,7 +27,8 @@ mod tests;
 use ip::IpSet;
 use pm::Phrases;
 use rx::Rx;
-use strings::{parse_int, Arg, NumOp, StrOp};
+pub(in crate::seclang) use strings::parse_int;
+use strings::{Arg, NumOp, StrOp};
 use validate::ByteSet;
 
 /// Why an operator did not compile.

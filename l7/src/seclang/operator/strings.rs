@@ -73,7 +73,7 @@ pub(super) fn has_macro(s: &str) -> bool {
 /// Parses an integer the way ModSecurity (`atoi`) does: leading whitespace skipped, an
 /// optional sign, then digits up to the first non-digit; no digits → 0. Saturates at the
 /// `i64` bounds instead of overflowing.
-pub(super) fn parse_int(input: &[u8]) -> i64 {
+pub(in crate::seclang) fn parse_int(input: &[u8]) -> i64 {
     let mut i = 0;
     while i < input.len() && matches!(input[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
         i += 1;

@@ -223,6 +223,8 @@ impl Line<'_> {
         Ok(args)
     }
 
+    // One arm per directive, kept together so the accepted set reads as one table (hence the
+    // length).
     fn parse(&self, out: &mut Vec<Directive>) -> Result<(), SecLangError> {
         let text = &self.line.text;
         let tokens = lex::tokenize(text).map_err(|lex::UnterminatedQuote(offset)| {

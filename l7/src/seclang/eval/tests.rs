@@ -1,0 +1,83 @@
+//! The evaluator's caching and lookups on small rule sets.
+
+use std::path::Path;
+
+use super::super::{parse, RuleSet};
+use super::*;
+
+fn set(text: &str) -> RuleSet {
+    let d = parse::parse_str(text, "t.conf", Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    RuleSet::compile(&d, Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn get(uri: &str) -> HttpInput {
+    HttpInput {
+        remote_addr: "192.0.2.1".parse().unwrap(),
+        remote_port: 40000,
+        server_port: 80,
+        method: b"GET".to_vec(),
+        uri: uri.into(),
+        protocol: b"HTTP/1.1".to_vec(),
+        headers: vec![(b"Host".to_vec(), b"x".to_vec())],
+        body: Vec::new(),
+    }
+}
+
+fn ids(o: &Outcome) -> Vec<u32> {
+    o.matched.iter().map(|m| m.id).collect()
+}
+
+/// Lists sharing a prefix resume from the cached prefix; each still sees its own result,
+/// whichever rule transforms a value first, and unchanged values read as the raw ones.
+#[test]
+fn shared_transformation_prefixes_give_each_list_its_own_value() {
+    let s = set(r#"
+SecRule ARGS "@streq abc%3c" "id:1,phase:2,pass,t:none,t:lowercase"
+SecRule ARGS "@streq abc<" "id:2,phase:2,pass,t:none,t:lowercase,t:urlDecode"
+SecRule ARGS "@streq ABC<" "id:3,phase:2,pass,t:none,t:urlDecode"
+SecRule ARGS "@streq abc<" "id:4,phase:2,pass,t:none,t:lowercase,t:urlDecode,t:trim"
+SecRule ARGS "@streq abc<" "id:5,phase:2,pass,t:none,t:lowercase,t:urlDecode,t:removeNulls"
+SecRule ARGS "@streq plain" "id:6,phase:2,pass,t:none,t:lowercase,t:urlDecode,t:trim"
+SecRule ARGS "@streq ABC%3C" "id:7,phase:2,pass,t:none"
+"#);
+    // The query is decoded once into ARGS: `a` is `ABC%3C`.
+    let o = s.evaluate(&get("/?a=ABC%253C&b=plain"));
+    assert_eq!(ids(&o), [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(o.matched[3].var_name, "ARGS:a");
+    assert_eq!(o.matched[5].var_name, "ARGS:b");
+}
+
+/// `TX:name` is one lookup, case-insensitive as keys are; counts, exclusions and a link
+/// whose matches change TX (read from a copy) keep their meaning.
+#[test]
+fn tx_key_targets() {
+    let s = set(r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.Level=2,setvar:tx.other=7"
+SecRule TX:LEVEL "@lt 3" "id:2,phase:1,pass,nolog"
+SecRule &TX:level "@eq 1" "id:3,phase:1,pass,nolog"
+SecRule &TX:missing "@eq 0" "id:4,phase:1,pass,nolog"
+SecRule TX:level|!TX:level "@lt 3" "id:5,phase:1,pass,nolog"
+SecRule TX:level|TX:other "@gt 1" "id:6,phase:1,pass,nolog,setvar:tx.other=0,logdata:'%{MATCHED_VAR_NAME}'"
+SecRule TX:other "@eq 0" "id:7,phase:1,pass,nolog"
+"#);
+    let o = s.evaluate(&get("/"));
+    assert_eq!(ids(&o), [1, 2, 3, 4, 6, 7]);
+    assert_eq!(o.matched[4].var_name, "TX:other");
+    assert_eq!(o.tx_int("other"), 0);
+}
+
+/// multiMatch skips the operator only on steps that changed nothing.
+#[test]
+fn multi_match_sees_every_distinct_step() {
+    let s = set(r#"
+SecRule ARGS "@rx ^a%41$" "id:1,phase:2,pass,multiMatch,t:none,t:lowercase,t:urlDecode"
+SecRule ARGS "@rx ^aa$" "id:2,phase:2,pass,multiMatch,t:none,t:lowercase,t:urlDecode"
+SecRule ARGS "@rx ^aA$" "id:3,phase:2,pass,multiMatch,t:none,t:trim,t:urlDecode"
+"#);
+    // ARGS `a%41`: 1 on the raw value, 3 after urlDecode; 2 never sees `aa`.
+    let o = s.evaluate(&get("/?x=a%2541"));
+    assert_eq!(ids(&o), [1, 3]);
+    // ARGS `aA`: 2 after lowercase, 3 on the raw value.
+    let o = s.evaluate(&get("/?x=a%41"));
+    assert_eq!(ids(&o), [2, 3]);
+}
