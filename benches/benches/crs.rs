@@ -49,14 +49,8 @@ fn request(method: &str, uri: &str, extra: &[(&str, &str)], body: &[u8]) -> Http
         ));
     }
     HttpInput {
-        remote_addr: "192.0.2.10".parse().expect("ip"),
-        remote_port: 40000,
-        server_port: 443,
-        method: method.into(),
-        uri: uri.into(),
-        protocol: b"HTTP/1.1".to_vec(),
         headers,
-        body: body.to_vec(),
+        ..HttpInput::simple(method, uri, &[], body)
     }
 }
 
@@ -85,14 +79,7 @@ fn crs_benches(c: &mut Criterion) {
     );
     passed_evaluation(&set.evaluate(&get), "typical GET");
 
-    let mut form = String::new();
-    let mut i = 0;
-    while form.len() < 64 * 1024 - 64 {
-        form.push_str(&format!(
-            "field{i}=value+number+{i}+with+some+ordinary+words&"
-        ));
-        i += 1;
-    }
+    let (form, i) = rampart_benches::form_64k();
     let post = request(
         "POST",
         "/shop/checkout",

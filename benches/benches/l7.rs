@@ -111,14 +111,7 @@ fn engine_benches(c: &mut Criterion) {
         "attack blocked: {d:?}"
     );
 
-    let mut form = String::new();
-    let mut i = 0;
-    while form.len() < 64 * 1024 - 64 {
-        form.push_str(&format!(
-            "field{i}=value+number+{i}+with+some+ordinary+words&"
-        ));
-        i += 1;
-    }
+    let (form, i) = rampart_benches::form_64k();
     let post = http::Request::post("/shop/checkout")
         .header("host", "shop.example")
         .header("content-type", "application/x-www-form-urlencoded")

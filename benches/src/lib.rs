@@ -3,6 +3,20 @@
 
 pub mod waf;
 
+/// A 64 KiB urlencoded form of ordinary fields (`field0=value+number+0+…&`) and its field
+/// count: the body-cost workload of the L7 and CRS benches.
+pub fn form_64k() -> (String, usize) {
+    let mut form = String::new();
+    let mut i = 0;
+    while form.len() < 64 * 1024 - 64 {
+        form.push_str(&format!(
+            "field{i}=value+number+{i}+with+some+ordinary+words&"
+        ));
+        i += 1;
+    }
+    (form, i)
+}
+
 use etherparse::PacketBuilder;
 use rampart_rules::{
     xdp::{flags, one, range, Action, RuleSpec},

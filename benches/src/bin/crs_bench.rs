@@ -44,15 +44,7 @@ fn corpora() -> PathBuf {
 }
 
 fn form() -> String {
-    let mut form = String::new();
-    let mut i = 0;
-    while form.len() < 64 * 1024 - 64 {
-        form.push_str(&format!(
-            "field{i}=value+number+{i}+with+some+ordinary+words&"
-        ));
-        i += 1;
-    }
-    form
+    rampart_benches::form_64k().0
 }
 
 /// One request (`Connection: close`); the status.
@@ -204,14 +196,8 @@ fn input(method: &str, target: &str, body: &str) -> HttpInput {
         ));
     }
     HttpInput {
-        remote_addr: "127.0.0.1".parse().expect("ip"),
-        remote_port: 40000,
-        server_port: 80,
-        method: method.into(),
-        uri: target.into(),
-        protocol: b"HTTP/1.1".to_vec(),
         headers,
-        body: body.as_bytes().to_vec(),
+        ..HttpInput::simple(method, target, &[], body.as_bytes())
     }
 }
 

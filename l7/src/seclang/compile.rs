@@ -346,13 +346,7 @@ impl Builder<'_> {
         let mut excludes: Vec<(&'static str, CSel)> = Vec::new();
         let (mut response, mut persistent) = (false, false);
         for t in ts {
-            let name = vars::known(&t.collection).ok_or_else(|| {
-                SecLangError::new(
-                    at.clone(),
-                    SecLangErrorKind::UnknownVariable,
-                    format!("unknown variable {}", t.collection),
-                )
-            })?;
+            let name = known_var(t, at)?;
             response |= vars::is_response(name);
             persistent |= vars::PERSISTENT.contains(&name);
             let selector = selector(&t.selector, at)?;
@@ -510,6 +504,17 @@ fn var_id(name: &'static str) -> u16 {
     vars::var_id(name).unwrap_or_else(|| unreachable!("{name} came from vars::known"))
 }
 
+/// The target's variable, or an `UnknownVariable` error at `at`.
+fn known_var(t: &Target, at: &Location) -> Result<&'static str, SecLangError> {
+    vars::known(&t.collection).ok_or_else(|| {
+        SecLangError::new(
+            at.clone(),
+            SecLangErrorKind::UnknownVariable,
+            format!("unknown variable {}", t.collection),
+        )
+    })
+}
+
 fn in_ranges(ids: &[IdRange], id: u32) -> bool {
     ids.iter().any(|r| (r.first..=r.last).contains(&id))
 }
@@ -567,13 +572,7 @@ fn update_targets(
         }
     }
     for t in targets {
-        let name = vars::known(&t.collection).ok_or_else(|| {
-            SecLangError::new(
-                at.clone(),
-                SecLangErrorKind::UnknownVariable,
-                format!("unknown variable {}", t.collection),
-            )
-        })?;
+        let name = known_var(t, at)?;
         let sel = selector(&t.selector, at)?;
         if t.negated {
             for target in into.iter_mut().filter(|x| x.name == name) {

@@ -16,19 +16,7 @@ fn compile_err(text: &str) -> super::SecLangError {
 }
 
 fn req(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> HttpInput {
-    HttpInput {
-        remote_addr: "192.0.2.1".parse().unwrap(),
-        remote_port: 40000,
-        server_port: 80,
-        method: method.into(),
-        uri: uri.into(),
-        protocol: b"HTTP/1.1".to_vec(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect(),
-        body: body.into(),
-    }
+    HttpInput::simple(method, uri, headers, body.as_bytes())
 }
 
 fn ids(o: &Outcome) -> Vec<u32> {

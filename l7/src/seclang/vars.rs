@@ -30,6 +30,25 @@ pub struct HttpInput {
     pub body: Vec<u8>,
 }
 
+impl HttpInput {
+    /// A request from 127.0.0.1:40000 to port 80 over HTTP/1.1, for tests and benches.
+    pub fn simple(method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpInput {
+        HttpInput {
+            remote_addr: std::net::Ipv4Addr::LOCALHOST.into(),
+            remote_port: 40000,
+            server_port: 80,
+            method: method.into(),
+            uri: uri.into(),
+            protocol: b"HTTP/1.1".to_vec(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+}
+
 /// One value of a variable: its key (header or argument name; empty for scalars) and value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -440,19 +459,7 @@ mod tests {
         headers: &[(&str, &str)],
         body: &str,
     ) -> HttpInput {
-        HttpInput {
-            remote_addr: "127.0.0.1".parse().unwrap(),
-            remote_port: 40000,
-            server_port: 80,
-            method: method.into(),
-            uri: uri.into(),
-            protocol: b"HTTP/1.1".to_vec(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-                .collect(),
-            body: body.into(),
-        }
+        HttpInput::simple(method, uri, headers, body.as_bytes())
     }
 
     fn values(v: &RequestVars, name: &str) -> Vec<(String, String)> {
