@@ -11,6 +11,10 @@ type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// JSON nesting read at most (deeper is an error, not a recursion).
 const MAX_DEPTH: usize = 64;
+/// Header lines kept per multipart part.
+const MAX_PART_HEADERS: usize = 64;
+/// Arguments one body yields at most (ModSecurity's `SecArgumentsLimit` plays this role).
+const MAX_ARGS: usize = 10_000;
 
 /// What a processor read.
 #[derive(Debug, Default)]
@@ -31,24 +35,40 @@ pub fn urlencoded(body: &[u8]) -> BodyVars {
 /// (Coraza's naming).
 pub fn json(body: &[u8]) -> BodyVars {
     let mut out = BodyVars::default();
+    // Every leaf repeats its parents' names: bound the bytes of names so a long key over many
+    // leaves cannot multiply memory.
+    let mut names = body.len().saturating_mul(4).saturating_add(64 * 1024);
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) => flatten(&v, b"json".to_vec(), 0, &mut out),
+        Ok(v) => flatten(&v, b"json".to_vec(), 0, &mut names, &mut out),
         Err(e) => out.error = Some(format!("JSON parsing error: {e}")),
     }
     out
 }
 
-fn flatten(v: &serde_json::Value, name: Vec<u8>, depth: usize, out: &mut BodyVars) {
+fn flatten(
+    v: &serde_json::Value,
+    name: Vec<u8>,
+    depth: usize,
+    names: &mut usize,
+    out: &mut BodyVars,
+) {
     use serde_json::Value;
     if depth > MAX_DEPTH {
         out.error = Some(format!("JSON nested deeper than {MAX_DEPTH}"));
         return;
     }
+    if out.args.len() >= MAX_ARGS || name.len() > *names {
+        out.error = Some(format!(
+            "JSON yields more than {MAX_ARGS} arguments or too many name bytes"
+        ));
+        return;
+    }
+    *names -= name.len();
     let child = |key: &[u8]| [&name[..], b".", key].concat();
     match v {
         Value::Object(map) => {
             for (k, v) in map {
-                flatten(v, child(k.as_bytes()), depth + 1, out);
+                flatten(v, child(k.as_bytes()), depth + 1, names, out);
             }
         }
         Value::Array(items) => {
@@ -57,7 +77,7 @@ fn flatten(v: &serde_json::Value, name: Vec<u8>, depth: usize, out: &mut BodyVar
             out.args
                 .push((name.clone(), items.len().to_string().into_bytes()));
             for (i, v) in items.iter().enumerate() {
-                flatten(v, child(i.to_string().as_bytes()), depth + 1, out);
+                flatten(v, child(i.to_string().as_bytes()), depth + 1, names, out);
             }
         }
         Value::String(s) => out.args.push((name, s.as_bytes().to_vec())),
@@ -268,6 +288,11 @@ pub fn multipart(content_type: &[u8], body: &[u8]) -> BodyVars {
             if line.is_empty() {
                 continue;
             }
+            // Headers per part are few; more is hostile (each would copy the part's name).
+            if header_lines.len() >= MAX_PART_HEADERS {
+                strict = true;
+                continue;
+            }
             header_lines.push(line.to_vec());
             let Some(colon) = line.iter().position(|&c| c == b':') else {
                 strict = true;
@@ -373,12 +398,22 @@ fn param(params: &[u8], key: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Splits on `sep` where it starts a line (offset 0 or after `\n`), as RFC 2046 delimiters
+/// do: a `--BOUNDARY` inside a value does not end its part (the origin would not split there
+/// either, so a payload after it would pass unseen).
 fn split_on<'a>(hay: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
     let mut out = Vec::new();
     let mut start = 0;
-    while let Some(i) = find(&hay[start..], sep) {
-        out.push(&hay[start..start + i]);
-        start += i + sep.len();
+    let mut from = 0;
+    while let Some(i) = find(&hay[from..], sep) {
+        let at = from + i;
+        if at == 0 || hay[at - 1] == b'\n' {
+            out.push(&hay[start..at]);
+            start = at + sep.len();
+            from = start;
+        } else {
+            from = at + 1;
+        }
     }
     out.push(&hay[start..]);
     out
@@ -450,5 +485,50 @@ mod tests {
         );
         assert!(cut.error.is_some());
         assert!(multipart(b"multipart/form-data", body).error.is_some());
+    }
+
+    #[test]
+    fn a_boundary_inside_a_value_does_not_end_the_part() {
+        let body = b"--a\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nfoo--a--bar' OR 1=1\r\n--a--\r\n";
+        let b = multipart(b"multipart/form-data; boundary=a", body);
+        assert!(b.error.is_none(), "{:?}", b.error);
+        assert_eq!(s(&b.args[0].1), "foo--a--bar' OR 1=1");
+    }
+
+    #[test]
+    fn hostile_bodies_stay_bounded() {
+        // A long key over many leaves: refused once the names pass their budget.
+        let key = "k".repeat(60_000);
+        let leaves = vec!["0"; 30_000].join(",");
+        let body = format!("{{\"{key}\":[{leaves}]}}");
+        let b = json(body.as_bytes());
+        assert!(b.error.is_some());
+        let bytes: usize = b.args.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(
+            bytes <= body.len() * 4 + 64 * 1024 + 60_000,
+            "{bytes} bytes of arguments"
+        );
+        // Many header lines in one part: kept up to the cap, flagged strict.
+        let mut mp = format!(
+            "--B\r\nContent-Disposition: form-data; name=\"{}\"\r\n",
+            "n".repeat(1000)
+        );
+        mp.push_str(&"a: b\r\n".repeat(10_000));
+        mp.push_str("\r\nv\r\n--B--\r\n");
+        let b = multipart(b"multipart/form-data; boundary=B", mp.as_bytes());
+        let headers = &b
+            .collections
+            .iter()
+            .find(|c| c.0 == "MULTIPART_PART_HEADERS")
+            .unwrap()
+            .1;
+        assert_eq!(headers.len(), MAX_PART_HEADERS);
+        let strict = &b
+            .collections
+            .iter()
+            .find(|c| c.0 == "MULTIPART_STRICT_ERROR")
+            .unwrap()
+            .1;
+        assert_eq!(s(&strict[0].1), "1");
     }
 }

@@ -194,3 +194,23 @@ fn load_errors_name_the_rule() {
     let e = compile_err("SecAction \"pass\"");
     assert!(e.detail().contains("no id"));
 }
+
+#[test]
+fn self_referencing_msg_and_engine_off_in_phase_1() {
+    let s = set(r#"
+SecRule ARGS:off "@streq 1" "id:1,phase:1,pass,nolog,ctl:ruleEngine=Off"
+SecRule ARGS "@rx ." "id:2,phase:2,deny,msg:'x %{rule.msg}',logdata:'%{rule.msg}'"
+SecRule ARGS "@rx ." "id:3,phase:2,pass,ctl:ruleRemoveTargetById=9;ARGS:a"
+"#);
+    let o = s.evaluate(&req("GET", "/?a=1&b=1&c=1", &[], ""));
+    assert_eq!(
+        o.matched[0].msg, "x x %{rule.msg}",
+        "expanded once, no recursion"
+    );
+    assert!(ids(&s.evaluate(&req("GET", "/?off=1", &[], ""))).contains(&1));
+    assert_eq!(
+        ids(&s.evaluate(&req("GET", "/?off=1", &[], ""))),
+        [1],
+        "phase 2 does not run"
+    );
+}

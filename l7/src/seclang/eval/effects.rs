@@ -40,8 +40,18 @@ impl<'r> Tx<'r> {
                 }
             }
             Effect::Ctl(c) => match c {
-                Ctl::RuleRemoveById(a, b) => self.removed.push((*a, *b)),
-                Ctl::RuleRemoveByTag(t) => self.removed_tags.push(t.clone()),
+                // Effects run once per matched value: the lists hold each removal once, so
+                // an attacker's repeated arguments cannot grow them.
+                Ctl::RuleRemoveById(a, b) => {
+                    if !self.removed.contains(&(*a, *b)) {
+                        self.removed.push((*a, *b));
+                    }
+                }
+                Ctl::RuleRemoveByTag(t) => {
+                    if !self.removed_tags.contains(t) {
+                        self.removed_tags.push(t.clone());
+                    }
+                }
                 Ctl::RuleRemoveTargetById(a, b, target) => {
                     self.remove_target(RuleRef::Ids(*a, *b), target)
                 }
@@ -61,6 +71,14 @@ impl<'r> Tx<'r> {
 
     /// `ARGS:foo`, `ARGS:/^x/`, `REQUEST_COOKIES` → a runtime exclusion.
     pub(super) fn remove_target(&mut self, r: RuleRef, target: &str) {
+        let seen = match &r {
+            RuleRef::Ids(a, b) => format!("{a}-{b};{target}"),
+            RuleRef::Tag(t) => format!("{t};{target}"),
+        };
+        if self.removal_keys.contains(&seen) {
+            return;
+        }
+        self.removal_keys.push(seen);
         let (coll, key) = match target.split_once(':') {
             Some((c, k)) => (c, Some(k)),
             None => (target, None),
@@ -123,7 +141,8 @@ impl<'r> Tx<'r> {
                 };
                 match k.to_ascii_lowercase().as_str() {
                     "id" => r.id.to_string(),
-                    "msg" => r.msg.as_deref().map(|m| self.expand(m)).unwrap_or_default(),
+                    // Not expanded again: a msg naming `%{rule.msg}` would recurse without end.
+                    "msg" => r.msg.clone().unwrap_or_default(),
                     "severity" => r.severity.clone().unwrap_or_default(),
                     "phase" => r.phase.to_string(),
                     _ => String::new(),

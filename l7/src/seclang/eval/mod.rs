@@ -32,6 +32,7 @@ impl RuleSet {
             removed: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
+            removal_keys: Vec::new(),
             engine: self.engine,
             body_processor: default_processor(input),
             force_body: false,
@@ -45,7 +46,8 @@ impl RuleSet {
         t.vars.set_processor(&processor);
         if t.engine != EngineMode::Off {
             t.phase(1);
-            if t.outcome.interruption.is_none() && !t.allowed {
+            // A phase-1 `ctl:ruleEngine=Off` ends evaluation too.
+            if t.outcome.interruption.is_none() && !t.allowed && t.engine != EngineMode::Off {
                 let processor = t.body_processor.clone();
                 t.vars.add_body(input, &processor, t.force_body);
                 // Body processing replaced some values (sizes, REQBODY_*): start afresh.
@@ -150,6 +152,8 @@ struct Tx<'r> {
     removed_tags: Vec<String>,
     /// `ctl:ruleRemoveTarget…`: (id range or tag, collection, key selector).
     removed_targets: Vec<(RuleRef, &'static str, CSel)>,
+    /// The `ctl:ruleRemoveTarget…` arguments already applied (each is applied once).
+    removal_keys: Vec<String>,
     engine: EngineMode,
     body_processor: String,
     force_body: bool,
