@@ -257,27 +257,37 @@ impl Builder<'_> {
 
     fn rule(&mut self, r: &RuleAst) -> Result<(), SecLangError> {
         let own = Actions::read(&r.actions, &r.location)?;
-        let link =
-            |b: &mut Self, transforms: Vec<Transform>, a: &Actions| -> Result<Link, SecLangError> {
-                let mut prefix_ids = Vec::with_capacity(transforms.len());
-                for i in 0..transforms.len() {
-                    let next = b.chains.len() as u32;
-                    let id = *b.chains.entry(transforms[..=i].to_vec()).or_insert(next);
-                    prefix_ids.push(Some(id));
-                }
+        let link = |b: &mut Self,
+                    transforms: Vec<Transform>,
+                    a: &Actions|
+         -> Result<Link, SecLangError> {
+            let mut prefix_ids = Vec::with_capacity(transforms.len());
+            for i in 0..transforms.len() {
                 let next = b.chains.len() as u32;
-                let chain_id = *b.chains.entry(transforms.clone()).or_insert(next);
-                Ok(Link {
-                    targets: b.targets(&r.targets, &r.location)?,
-                    operator: b.operator(r)?,
-                    transforms,
-                    chain_id,
-                    prefix_ids,
-                    capture: a.capture,
-                    multi_match: a.multi_match,
-                    effects: a.effects.clone(),
-                })
-            };
+                let id = *b.chains.entry(transforms[..=i].to_vec()).or_insert(next);
+                prefix_ids.push(Some(id));
+            }
+            let next = b.chains.len() as u32;
+            let chain_id = *b.chains.entry(transforms.clone()).or_insert(next);
+            // The transform cache keys a list by 16 bits.
+            if b.chains.len() > MAX_TRANSFORM_LISTS {
+                return Err(SecLangError::new(
+                        r.location.clone(),
+                        SecLangErrorKind::BadArgument,
+                        format!("more than {MAX_TRANSFORM_LISTS} distinct transformation lists (and prefixes) in one rule set"),
+                    ));
+            }
+            Ok(Link {
+                targets: b.targets(&r.targets, &r.location)?,
+                operator: b.operator(r)?,
+                transforms,
+                chain_id,
+                prefix_ids,
+                capture: a.capture,
+                multi_match: a.multi_match,
+                effects: a.effects.clone(),
+            })
+        };
         if let Some((parent, _)) = self.pending.take() {
             // A chained link: its metadata belongs to the chain's first rule.
             let l = link(self, own.transforms.clone(), &own)?;
@@ -505,6 +515,10 @@ fn var_id(name: &'static str) -> u16 {
 }
 
 /// The target's variable, or an `UnknownVariable` error at `at`.
+/// Distinct transformation lists (prefixes included) a rule set may use: CRS v4 uses a few
+/// dozen; the transform cache numbers them in 16 bits.
+const MAX_TRANSFORM_LISTS: usize = 1 << 16;
+
 fn known_var(t: &Target, at: &Location) -> Result<&'static str, SecLangError> {
     vars::known(&t.collection).ok_or_else(|| {
         SecLangError::new(

@@ -214,3 +214,36 @@ SecRule ARGS "@rx ." "id:3,phase:2,pass,ctl:ruleRemoveTargetById=9;ARGS:a"
         "phase 2 does not run"
     );
 }
+
+#[test]
+fn too_many_transformation_lists_are_refused() {
+    // 2^16 + 1 distinct lists: each rule's list is a new one (its own prefix too).
+    let names = ["lowercase", "uppercase", "trim", "removeNulls"];
+    let mut text = String::new();
+    let mut id = 1;
+    'out: for a in names {
+        for b in names {
+            for c in names {
+                for d in names {
+                    for e in names {
+                        for f in names {
+                            for g in names {
+                                for h in names {
+                                    for k in names {
+                                        text.push_str(&format!("SecAction \"id:{id},phase:2,pass,t:{a},t:{b},t:{c},t:{d},t:{e},t:{f},t:{g},t:{h},t:{k}\"\n"));
+                                        id += 1;
+                                        if id > 55_000 {
+                                            break 'out;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let e = compile_err(&text);
+    assert!(e.detail().contains("distinct transformation lists"), "{e}");
+}
