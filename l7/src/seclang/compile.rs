@@ -23,6 +23,8 @@ pub struct RuleSet {
     pub(super) phases: [Vec<Item>; 5],
     pub(super) engine: EngineMode,
     pub(super) stats: LoadStats,
+    /// Some rule reads `FULL_REQUEST` or `FULL_REQUEST_LENGTH`.
+    pub(super) full_request: bool,
 }
 
 /// What loading found, for operators to read (and tests to check).
@@ -501,7 +503,18 @@ impl Builder<'_> {
             rules: live,
             ..self.stats
         };
+        let full = [
+            vars::var_id("FULL_REQUEST"),
+            vars::var_id("FULL_REQUEST_LENGTH"),
+        ];
+        let full_request = self
+            .rules
+            .iter()
+            .flat_map(|r| &r.links)
+            .flat_map(|l| &l.targets)
+            .any(|t| full.contains(&Some(t.id)));
         Ok(RuleSet {
+            full_request,
             rules: self.rules,
             phases,
             engine: self.engine,

@@ -247,3 +247,17 @@ fn too_many_transformation_lists_are_refused() {
     let e = compile_err(&text);
     assert!(e.detail().contains("distinct transformation lists"), "{e}");
 }
+
+#[test]
+fn full_request_is_built_only_when_a_rule_reads_it() {
+    let s = set(r#"SecRule FULL_REQUEST "@contains secret" "id:1,phase:2,pass""#);
+    assert!(s.full_request);
+    let o = s.evaluate(&req(
+        "POST",
+        "/",
+        &[("Content-Type", "text/plain")],
+        "a secret",
+    ));
+    assert_eq!(ids(&o), [1]);
+    assert!(!set(r#"SecRule ARGS "@rx x" "id:1,phase:2,pass""#).full_request);
+}

@@ -283,7 +283,15 @@ impl RequestVars {
     /// Adds the body's variables, read by `processor` (`URLENCODED`, `MULTIPART`, `JSON`,
     /// `XML`, or empty for none); `force_body` (`ctl:forceRequestBodyVariable`) fills
     /// `REQUEST_BODY` whatever the processor.
-    pub fn add_body(&mut self, input: &HttpInput, processor: &str, force_body: bool) {
+    /// `full_request`: a rule reads `FULL_REQUEST*`, so build that copy of the whole request
+    /// (CRS reads neither: skipped, it would copy every body once more).
+    pub fn add_body(
+        &mut self,
+        input: &HttpInput,
+        processor: &str,
+        force_body: bool,
+        full_request: bool,
+    ) {
         let content_type = self
             .first("REQUEST_HEADERS", b"content-type")
             .map(<[u8]>::to_vec);
@@ -297,22 +305,9 @@ impl RequestVars {
         if processor == "URLENCODED" || force_body {
             self.scalar("REQUEST_BODY", input.body.clone());
         }
-        let mut full = [
-            &input.method[..],
-            b" ",
-            &input.uri,
-            b" ",
-            &input.protocol,
-            b"\r\n",
-        ]
-        .concat();
-        for (k, v) in &input.headers {
-            full.extend_from_slice(&[&k[..], b": ", v, b"\r\n"].concat());
+        if full_request {
+            self.full_request(input);
         }
-        full.extend_from_slice(b"\r\n");
-        full.extend_from_slice(&input.body);
-        self.scalar("FULL_REQUEST_LENGTH", full.len().to_string().into_bytes());
-        self.scalar("FULL_REQUEST", full);
         let read: BodyVars = match processor {
             "URLENCODED" => body::urlencoded(&input.body),
             "MULTIPART" => {
@@ -341,6 +336,25 @@ impl RequestVars {
             }
         }
         self.sizes();
+    }
+
+    fn full_request(&mut self, input: &HttpInput) {
+        let mut full = [
+            &input.method[..],
+            b" ",
+            &input.uri,
+            b" ",
+            &input.protocol,
+            b"\r\n",
+        ]
+        .concat();
+        for (k, v) in &input.headers {
+            full.extend_from_slice(&[&k[..], b": ", v, b"\r\n"].concat());
+        }
+        full.extend_from_slice(b"\r\n");
+        full.extend_from_slice(&input.body);
+        self.scalar("FULL_REQUEST_LENGTH", full.len().to_string().into_bytes());
+        self.scalar("FULL_REQUEST", full);
     }
 
     /// `REQBODY_PROCESSOR` as chosen so far (phase 1 reads it before the body is read).
@@ -519,13 +533,18 @@ mod tests {
         );
         let mut v = RequestVars::from_head(&req);
         assert!(v.get("ARGS_POST").is_empty());
-        v.add_body(&req, "URLENCODED", false);
+        v.add_body(&req, "URLENCODED", false, true);
+        assert!(!values(&v, "FULL_REQUEST")[0].1.is_empty());
         assert_eq!(values(&v, "ARGS_POST")[1], ("b".into(), "<x".into()));
         assert_eq!(values(&v, "REQBODY_ERROR")[0].1, "0");
         assert_eq!(values(&v, "REQUEST_BODY")[0].1, "a=1&b=%3Cx");
         let bad = input("POST", "/", &[], "{\"a\":");
         let mut v = RequestVars::from_head(&bad);
-        v.add_body(&bad, "JSON", false);
+        v.add_body(&bad, "JSON", false, false);
+        assert!(
+            v.get("FULL_REQUEST").is_empty(),
+            "no rule reads it: not built"
+        );
         assert_eq!(values(&v, "REQBODY_ERROR")[0].1, "1");
     }
 }

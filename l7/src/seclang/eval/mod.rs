@@ -49,7 +49,8 @@ impl RuleSet {
             // A phase-1 `ctl:ruleEngine=Off` ends evaluation too.
             if t.outcome.interruption.is_none() && !t.allowed && t.engine != EngineMode::Off {
                 let processor = t.body_processor.clone();
-                t.vars.add_body(input, &processor, t.force_body);
+                t.vars
+                    .add_body(input, &processor, t.force_body, self.full_request);
                 // Body processing replaced some values (sizes, REQBODY_*): start afresh.
                 t.cache.borrow_mut().reset();
                 t.phase(2);
