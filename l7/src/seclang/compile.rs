@@ -12,6 +12,7 @@ use super::actions::{Actions, Disruptive, Effect};
 use super::ast::{Directive, EngineMode, IdRange, Location, RuleAst, Selector, Target};
 use super::error::{SecLangError, SecLangErrorKind};
 use super::operator::{Operator, OperatorError};
+use super::prefilter::{PfSlot, Prefilter};
 use super::transform::Transform;
 use super::vars;
 
@@ -25,6 +26,7 @@ pub struct RuleSet {
     pub(super) stats: LoadStats,
     /// Some rule reads `FULL_REQUEST` or `FULL_REQUEST_LENGTH`.
     pub(super) full_request: bool,
+    pub(super) prefilter: Prefilter,
 }
 
 /// What loading found, for operators to read (and tests to check).
@@ -41,6 +43,8 @@ pub struct LoadStats {
     pub unavailable_operators: usize,
     /// Directives accepted that change nothing here (`SecRequestBodyLimit` …).
     pub ignored_directives: usize,
+    /// Chain links whose operator the prefilter skips on values that hold none of its needles.
+    pub prefiltered_links: usize,
 }
 
 #[derive(Debug)]
@@ -88,6 +92,8 @@ pub(super) struct Link {
     pub capture: bool,
     pub multi_match: bool,
     pub effects: Vec<Effect>,
+    /// The link's bit in the prefilter, when its operator has needles.
+    pub pf: Option<PfSlot>,
 }
 
 /// A compiled target with the `!` exclusions written for its collection.
@@ -288,6 +294,7 @@ impl Builder<'_> {
                 capture: a.capture,
                 multi_match: a.multi_match,
                 effects: a.effects.clone(),
+                pf: None,
             })
         };
         if let Some((parent, _)) = self.pending.take() {
@@ -499,8 +506,10 @@ impl Builder<'_> {
                 }
             }
         }
+        let prefilter = Prefilter::build(&mut self.rules);
         let stats = LoadStats {
             rules: live,
+            prefiltered_links: Prefilter::links(&self.rules),
             ..self.stats
         };
         let full = [
@@ -519,6 +528,7 @@ impl Builder<'_> {
             phases,
             engine: self.engine,
             stats,
+            prefilter,
         })
     }
 }

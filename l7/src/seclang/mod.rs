@@ -14,6 +14,7 @@ pub mod eval;
 pub mod load;
 pub mod operator;
 pub mod parse;
+mod prefilter;
 pub mod transform;
 pub mod vars;
 

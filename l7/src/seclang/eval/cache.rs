@@ -19,6 +19,10 @@ pub(super) struct Rows {
     /// Every transformed value, one after the other (a row's values end up next to each
     /// other, as the first rule to ask transforms them in entry order).
     pub(super) bytes: Vec<u8>,
+    /// (variable << 16 | prefilter group) → offset in `pf_bits` of that variable's bit sets:
+    /// first the union over its entries, then one per entry, `words` each.
+    pub(super) pf_index: HashMap<u32, u32, BuildHasherDefault<PackedKeyHasher>>,
+    pub(super) pf_bits: Vec<u64>,
 }
 
 /// A value in `Rows::bytes`, or one of the markers below (8 bytes, so a row stays compact).
@@ -84,8 +88,11 @@ impl Rows {
         }
         self.used = 0;
         self.bytes.clear();
+        self.pf_index.clear();
+        self.pf_bits.clear();
         if self.rows.iter().map(Vec::capacity).sum::<usize>() > MAX_POOLED_SLOTS
             || self.bytes.capacity() > MAX_POOLED_BYTES
+            || self.pf_bits.capacity() > MAX_POOLED_SLOTS
         {
             *self = Rows::default();
         }

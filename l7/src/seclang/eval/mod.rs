@@ -11,6 +11,7 @@ use super::actions::{Disruptive, Effect};
 use super::ast::EngineMode;
 use super::compile::{CSel, CTarget, Item, Link, Rule, RuleSet};
 use super::operator::MatchCtx;
+use super::prefilter::{self, PfSlot};
 use super::vars::{HttpInput, RequestVars};
 
 mod cache;
@@ -229,6 +230,9 @@ impl<'r> Tx<'r> {
                     self.effect(e);
                 }
             } else {
+                if self.cannot_match(link) {
+                    return false;
+                }
                 let mut srcs = std::mem::take(&mut self.scratch);
                 self.collect(rule, link, &mut srcs);
                 for src in srcs.drain(..) {
@@ -264,6 +268,11 @@ impl<'r> Tx<'r> {
 
     /// One value of a link: run the operator, and on a match record it and run the effects.
     fn consider(&mut self, link: &Link, src: &Src, now: &mut Vec<(String, Vec<u8>)>) {
+        if let (Some(pf), Src::Entry { var, idx, .. }) = (link.pf, src) {
+            if !self.pf_bit(link, pf, *var, Some(*idx)) {
+                return;
+            }
+        }
         let mut caps = Vec::new();
         let hit = if link.multi_match {
             self.multi_match(link, src, &mut caps)
@@ -282,6 +291,133 @@ impl<'r> Tx<'r> {
         for e in &link.effects {
             self.effect(e);
         }
+    }
+
+    /// True when the prefilter proves no value of the link can match: every target is a
+    /// request variable and none of its entries holds one of the operator's needles.
+    fn cannot_match(&self, link: &Link) -> bool {
+        let Some(pf) = link.pf else { return false };
+        link.targets.iter().all(|t| {
+            t.tx_key.is_none()
+                && !t.count
+                && !matches!(
+                    t.name,
+                    "TX" | "MATCHED_VAR"
+                        | "MATCHED_VAR_NAME"
+                        | "MATCHED_VARS"
+                        | "MATCHED_VARS_NAMES"
+                )
+                && !self.pf_bit(link, pf, t.id, None)
+        })
+    }
+
+    /// The link's prefilter bit for entry `idx` of `var` (`None`: for any entry). A clear
+    /// bit proves the operator cannot match.
+    fn pf_bit(&self, link: &Link, pf: PfSlot, var: u16, idx: Option<usize>) -> bool {
+        let pre = &self.set.prefilter;
+        let group = &pre.groups[usize::from(pf.group)];
+        if let Some(base) = group.base {
+            // A word (or, for the union, a variable of words only) is answered by the words row.
+            let Some(off) = self.pf_words_row(var) else {
+                return true;
+            };
+            let stride = 1 + pre.words_words;
+            let at = off + idx.map_or(0, |i| (i + 1) * stride);
+            let cache = self.cache.borrow();
+            let row = &cache.pf_bits[at..at + stride];
+            if row[0] == 1 {
+                return prefilter::get(&row[1..], base + usize::from(pf.slot));
+            }
+        }
+        let Some(off) = self.pf_row(var, link, pf) else {
+            return true;
+        };
+        let at = off + idx.map_or(0, |i| (i + 1) * group.words);
+        let cache = self.cache.borrow();
+        prefilter::get(&cache.pf_bits[at..], usize::from(pf.slot))
+    }
+
+    /// Where `var`'s words row starts in the cache: a flag word (1: every entry is a word) and
+    /// the union of the entries' bits, then per entry a flag word (1: a word) and its bits
+    /// from the words automaton (zero for entries that are not words).
+    fn pf_words_row(&self, var: u16) -> Option<usize> {
+        let key = row_key(var, u32::from(u16::MAX));
+        if let Some(&off) = self.cache.borrow().pf_index.get(&key) {
+            return Some(off as usize);
+        }
+        let pre = &self.set.prefilter;
+        let stride = 1 + pre.words_words;
+        let entries = self.vars.get_id(var);
+        let mut bits = vec![0u64; stride * (entries.len() + 1)];
+        let (head, rest) = bits.split_at_mut(stride);
+        head[0] = 1;
+        for (e, row) in entries.iter().zip(rest.chunks_exact_mut(stride)) {
+            if !prefilter::is_word(&e.value) {
+                head[0] = 0;
+                continue;
+            }
+            row[0] = 1;
+            pre.scan_word(&e.value, &mut row[1..]);
+            for (u, b) in head[1..].iter_mut().zip(&row[1..]) {
+                *u |= b;
+            }
+        }
+        self.pf_store(key, &bits)
+    }
+
+    /// Where `var`'s bit sets for the link's group start in the cache: the union over its
+    /// entries, then one per entry, each transformed by the group's list (words that the
+    /// words row answers for are not scanned again).
+    fn pf_row(&self, var: u16, link: &Link, pf: PfSlot) -> Option<usize> {
+        let key = row_key(var, u32::from(pf.group));
+        if let Some(&off) = self.cache.borrow().pf_index.get(&key) {
+            return Some(off as usize);
+        }
+        let pre = &self.set.prefilter;
+        let group = &pre.groups[usize::from(pf.group)];
+        let w = group.words;
+        let n = self.vars.get_id(var).len();
+        let mut bits = vec![0u64; w * (n + 1)];
+        let words = match group.base {
+            Some(base) => self.pf_words_row(var).map(|off| (base, off)),
+            None => None,
+        };
+        let stride = 1 + pre.words_words;
+        for idx in 0..n {
+            let (union, rest) = bits.split_at_mut(w);
+            let entry = &mut rest[idx * w..(idx + 1) * w];
+            if let Some((base, off)) = words {
+                let cache = self.cache.borrow();
+                let row = &cache.pf_bits[off + (idx + 1) * stride..][..stride];
+                if row[0] == 1 {
+                    for s in (0..group.slots).filter(|s| prefilter::get(&row[1..], base + s)) {
+                        prefilter::set(entry, s);
+                        prefilter::set(union, s);
+                    }
+                    continue;
+                }
+            }
+            let src = Src::Entry {
+                var,
+                idx,
+                target: 0,
+            };
+            let value = self.transformed(&src, link);
+            group.scan(&value, entry);
+            for (u, b) in union.iter_mut().zip(entry.iter()) {
+                *u |= b;
+            }
+        }
+        self.pf_store(key, &bits)
+    }
+
+    /// Appends a row to the cache's bit sets; `None` past 32-bit offsets (then unfiltered).
+    fn pf_store(&self, key: u32, bits: &[u64]) -> Option<usize> {
+        let mut cache = self.cache.borrow_mut();
+        let off = u32::try_from(cache.pf_bits.len()).ok()?;
+        cache.pf_bits.extend_from_slice(bits);
+        cache.pf_index.insert(key, off);
+        Some(off as usize)
     }
 
     /// True when target `t` of `rule` reads the entry keyed `k` (selector, `!` exclusions,

@@ -81,3 +81,24 @@ SecRule ARGS "@rx ^aA$" "id:3,phase:2,pass,multiMatch,t:none,t:trim,t:urlDecode"
     let o = s.evaluate(&get("/?x=a%41"));
     assert_eq!(ids(&o), [2, 3]);
 }
+
+/// The prefilter skips only what cannot match: words and non-words, lists that keep words
+/// and lists that do not (`base64Decode` turns the word `c2VsZWN0` into `select`), every
+/// entry of a collection (the second value holds the needle), and a negated `@rx` (never
+/// filtered) still matching where its pattern does not.
+#[test]
+fn prefilter_skips_only_what_cannot_match() {
+    let s = set(r#"
+SecRule ARGS "@rx select" "id:1,phase:2,pass,t:none,t:base64Decode"
+SecRule ARGS "@rx (?i)union" "id:2,phase:2,pass,t:none,t:lowercase"
+SecRule ARGS "@rx <script" "id:3,phase:2,pass,t:none,t:urlDecodeUni"
+SecRule ARGS "@rx zzz" "id:4,phase:2,pass,t:none"
+SecRule ARGS "!@rx zzz" "id:5,phase:2,pass,t:none"
+SecRule ARGS "@pm evil" "id:6,phase:2,pass,t:none,t:lowercase"
+"#);
+    assert_eq!(s.stats().prefiltered_links, 5);
+    let o = s.evaluate(&get("/?a=c2VsZWN0&b=x&c=UNION&d=%3Cscript&e=1&f=EVIL"));
+    assert_eq!(ids(&o), vec![1, 2, 3, 5, 6]);
+    let o = s.evaluate(&get("/?a=plain&b=words_only"));
+    assert_eq!(ids(&o), vec![5]);
+}

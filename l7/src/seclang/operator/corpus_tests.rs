@@ -184,3 +184,117 @@ fn crs_lfi_data_file_matches() {
     assert!(!op.matches(b"hello world", &mut ctx));
     assert!(caps[0].eq_ignore_ascii_case(b"etc/passwd"), "{caps:?}");
 }
+
+/// Attack and benign strings: libinjection's SQLi/XSS lists and every `uri:`/`data:` line of
+/// CRS's regression tests, each also URL-decoded.
+fn corpus_inputs() -> Vec<Vec<u8>> {
+    let corpora = crs_rules().join("../..");
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let lib = corpora.join("libinjection/data");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .unwrap_or_else(|e| panic!("{}: {e}", lib.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    let tests = corpora.join("crs-v4/tests/regression/tests");
+    for dir in std::fs::read_dir(&tests)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+    {
+        files.extend(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path())),
+        );
+    }
+    files.sort();
+    for f in files {
+        let text = std::fs::read(&f).unwrap();
+        let yaml = f.extension().is_some_and(|x| x == "yaml");
+        for line in text.split(|&b| b == b'\n') {
+            let line = line.trim_ascii();
+            let value = if yaml {
+                let Some(v) = [&b"uri:"[..], b"data:"]
+                    .iter()
+                    .find_map(|k| line.strip_prefix(*k))
+                else {
+                    continue;
+                };
+                let v = v.trim_ascii();
+                v.strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(v)
+            } else {
+                line
+            };
+            if !value.is_empty() {
+                lines.push(value.to_vec());
+            }
+        }
+    }
+    let decode = crate::seclang::transform::Transform::UrlDecodeUni;
+    let decoded: Vec<Vec<u8>> = lines
+        .iter()
+        .map(|l| decode.apply(std::borrow::Cow::Borrowed(l)).into_owned())
+        .collect();
+    lines.extend(decoded);
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+/// The prefilter's promise, on real attacks: whenever a CRS `@rx` matches, one of its
+/// needles occurs in the value (case-insensitively).
+#[test]
+fn crs_rx_needles_occur_in_every_match() {
+    let inputs = corpus_inputs();
+    assert!(inputs.len() > 5_000, "only {} inputs", inputs.len());
+    let expand = |s: &str| s.to_string();
+    let (mut with_needles, mut checked) = (0, 0);
+    let mut missed = Vec::new();
+    for (file, line, name, argument, negated) in crs_operators(&["rx"]) {
+        let ast = OperatorAst {
+            name,
+            argument: argument.clone(),
+            negated,
+        };
+        let op = Operator::compile(&ast, &crs_rules()).unwrap();
+        let Some(needles) = op.needles() else {
+            continue;
+        };
+        with_needles += 1;
+        let ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(needles)
+            .unwrap();
+        for input in &inputs {
+            if ac.is_match(&input[..]) {
+                continue;
+            }
+            let mut caps = Vec::new();
+            let mut ctx = super::MatchCtx {
+                expand: &expand,
+                capture: false,
+                captures: &mut caps,
+            };
+            checked += 1;
+            if op.matches(input, &mut ctx) {
+                missed.push(format!(
+                    "{file}:{line}: {:?}",
+                    String::from_utf8_lossy(input)
+                ));
+            }
+        }
+    }
+    println!("{with_needles} @rx with needles, {checked} needle-free inputs checked");
+    assert!(
+        with_needles > 200,
+        "only {with_needles} patterns have needles"
+    );
+    assert!(
+        missed.is_empty(),
+        "matched without a needle:\n{}",
+        missed.join("\n")
+    );
+}

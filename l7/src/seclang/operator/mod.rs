@@ -14,6 +14,7 @@ use std::path::Path;
 use super::ast::OperatorAst;
 
 mod ip;
+mod needles;
 mod pm;
 mod rx;
 mod strings;
@@ -167,6 +168,20 @@ impl Operator {
     /// blocklist lookups): CRS 3.3's IP-reputation rules load and stay silent.
     pub fn unavailable(&self) -> bool {
         matches!(self.kind, Kind::Unavailable)
+    }
+
+    /// Literals one of which (ASCII case folded) every value this operator matches contains:
+    /// `@rx` when its pattern says, `@pm`'s phrases. `None` for negated operators and when
+    /// nothing is known.
+    pub fn needles(&self) -> Option<&[Vec<u8>]> {
+        if self.negated {
+            return None;
+        }
+        match &self.kind {
+            Kind::Rx(rx) => rx.needles(),
+            Kind::Pm(p) if !p.lowered.iter().any(Vec::is_empty) => Some(&p.lowered),
+            _ => None,
+        }
     }
 
     /// True when this is an `@rx` that needed the backtracking fallback (PCRE-only syntax).

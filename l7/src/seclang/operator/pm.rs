@@ -9,6 +9,8 @@ use super::{read_data_files, MatchCtx, OperatorError};
 #[derive(Debug)]
 pub(super) struct Phrases {
     automaton: AhoCorasick,
+    /// The phrases, lower-cased: a match is one of them.
+    pub(super) lowered: Vec<Vec<u8>>,
 }
 
 impl Phrases {
@@ -38,7 +40,11 @@ impl Phrases {
             .match_kind(MatchKind::LeftmostFirst)
             .build(phrases)
             .map_err(|e| OperatorError::BadArgument(format!("phrase list: {e}")))?;
-        Ok(Phrases { automaton })
+        let lowered = phrases
+            .iter()
+            .map(|p| p.as_ref().to_ascii_lowercase())
+            .collect();
+        Ok(Phrases { automaton, lowered })
     }
 
     pub(super) fn matches(&self, input: &[u8], ctx: &mut MatchCtx<'_>) -> bool {

@@ -32,7 +32,11 @@ const MAX_GROUPS: usize = 9;
 
 #[derive(Debug)]
 pub(super) enum Rx {
-    Native(Box<meta::Regex>),
+    Native {
+        re: Box<meta::Regex>,
+        /// What every match contains ([`super::needles`]), when something useful is known.
+        needles: Option<Vec<Vec<u8>>>,
+    },
     Fallback(Box<fancy_regex::Regex>),
     /// The pattern holds a macro: expanded, translated and compiled on every call.
     Macro(String),
@@ -43,7 +47,15 @@ impl Rx {
         if has_macro(pattern) {
             return Ok(Rx::Macro(pattern.to_string()));
         }
-        build(pattern).map_err(|e| OperatorError::BadArgument(format!("@rx {pattern:?}: {e}")))
+        build(pattern, true)
+            .map_err(|e| OperatorError::BadArgument(format!("@rx {pattern:?}: {e}")))
+    }
+
+    pub(super) fn needles(&self) -> Option<&[Vec<u8>]> {
+        match self {
+            Rx::Native { needles, .. } => needles.as_deref(),
+            _ => None,
+        }
     }
 
     pub(super) fn uses_fallback(&self) -> bool {
@@ -52,10 +64,10 @@ impl Rx {
 
     pub(super) fn matches(&self, input: &[u8], ctx: &mut MatchCtx<'_>) -> bool {
         match self {
-            Rx::Native(re) => native_match(re, input, ctx),
+            Rx::Native { re, .. } => native_match(re, input, ctx),
             Rx::Fallback(re) => fallback_match(re, input, ctx),
-            Rx::Macro(pattern) => match build(&(ctx.expand)(pattern)) {
-                Ok(Rx::Native(re)) => native_match(&re, input, ctx),
+            Rx::Macro(pattern) => match build(&(ctx.expand)(pattern), false) {
+                Ok(Rx::Native { re, .. }) => native_match(&re, input, ctx),
                 Ok(Rx::Fallback(re)) => fallback_match(&re, input, ctx),
                 // An expanded pattern that does not compile matches nothing.
                 _ => false,
@@ -64,8 +76,9 @@ impl Rx {
     }
 }
 
-/// Translates and compiles `pattern`: natively when possible, else with the fallback.
-fn build(pattern: &str) -> Result<Rx, String> {
+/// Translates and compiles `pattern`: natively when possible, else with the fallback;
+/// `needles` finds the literals for the prefilter too (not for a pattern built per call).
+fn build(pattern: &str, needles: bool) -> Result<Rx, String> {
     let translated = translate(pattern);
     let native = meta::Regex::builder()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
@@ -76,7 +89,24 @@ fn build(pattern: &str) -> Result<Rx, String> {
         )
         .build(&translated);
     match native {
-        Ok(re) => Ok(Rx::Native(Box::new(re))),
+        Ok(re) => {
+            // The same syntax settings as the regex's: the tree it was built from.
+            let needles = needles
+                .then(|| {
+                    regex_syntax::ParserBuilder::new()
+                        .unicode(false)
+                        .utf8(false)
+                        .build()
+                        .parse(&translated)
+                        .ok()
+                })
+                .flatten()
+                .and_then(|h| super::needles::needles(&h));
+            Ok(Rx::Native {
+                re: Box::new(re),
+                needles,
+            })
+        }
         Err(native_err) => match fancy_regex::RegexBuilder::new(&translated)
             .backtrack_limit(1_000_000)
             .build()

@@ -112,6 +112,29 @@ impl Transform {
         Some(t)
     }
 
+    /// True when a word (bytes of `[A-Za-z0-9_]` only) comes out the same but for ASCII case:
+    /// such a value needs no transforming for a case-insensitive literal search (the
+    /// prefilter). Decoders need a `%`, `&`, `\\`…, normalisers a `/` or whitespace; the
+    /// encoders, hashes, `length`, `base64Decode`, `hexDecode`, `sqlHexDecode` and the
+    /// parity settings change words.
+    pub fn keeps_words(self) -> bool {
+        !matches!(
+            self,
+            Transform::Base64Decode
+                | Transform::Base64DecodeExt
+                | Transform::Base64Encode
+                | Transform::HexDecode
+                | Transform::HexEncode
+                | Transform::SqlHexDecode
+                | Transform::Length
+                | Transform::Sha1
+                | Transform::Md5
+                | Transform::UrlEncode
+                | Transform::ParityEven7bit
+                | Transform::ParityOdd7bit
+        )
+    }
+
     /// The canonical ModSecurity name, e.g. `"urlDecodeUni"`.
     pub fn name(self) -> &'static str {
         match self {

@@ -399,3 +399,60 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn keeps_words_holds_on_words() {
+    // Every transformation that says it keeps words, on words of every shape the prefilter
+    // relies on: empty, one byte, digits only, mixed case, underscores, hex-looking.
+    let mut words: Vec<Vec<u8>> = [
+        "",
+        "a",
+        "Z",
+        "_",
+        "0",
+        "0x41",
+        "41",
+        "value12abc",
+        "AbC_dEf_09",
+        "SELECT",
+        "__",
+        "aGVsbG8",
+        "QUJD",
+        "deadBEEF",
+        "x",
+        "0X7f",
+    ]
+    .iter()
+    .map(|w| w.as_bytes().to_vec())
+    .collect();
+    let alphabet: Vec<u8> = (b'a'..=b'z')
+        .chain(b'A'..=b'Z')
+        .chain(b'0'..=b'9')
+        .chain([b'_'])
+        .collect();
+    let mut seed = 0x2545_f491_u64;
+    for _ in 0..2000 {
+        let len = (seed % 24) as usize;
+        let w = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                alphabet[(seed % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        words.push(w);
+    }
+    for tr in ALL.iter().filter(|t| t.keeps_words()) {
+        for w in &words {
+            let out = tr.apply(Cow::Borrowed(&w[..]));
+            assert!(
+                out.eq_ignore_ascii_case(w),
+                "{} changed word {:?} to {:?}",
+                tr.name(),
+                String::from_utf8_lossy(w),
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+}

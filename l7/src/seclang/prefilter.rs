@@ -1,0 +1,227 @@
+//! The prefilter: one multi-literal search per (request value, transformation list) tells
+//! which `@rx`/`@pm` links could match that value, so the others are not run on it.
+//!
+//! Each eligible link (an operator with [`Operator::needles`], not negated, not `multiMatch`,
+//! which also sees the values between transformations) gets a slot in the group of its
+//! transformation list. A group's Aho-Corasick automaton holds every needle of its links;
+//! for a value it yields a bit per slot, set when one of that link's needles occurs. A clear
+//! bit proves the link's operator cannot match the value; a set bit only means it may.
+//!
+//! Words (values of `[A-Za-z0-9_]` only, most parameter values) skip even that: the groups
+//! whose transformations leave words alone but for case ([`Transform::keeps_words`]) also
+//! share one automaton, and one scan of a word's raw bytes answers for all of them.
+//!
+//! [`Operator::needles`]: super::operator::Operator::needles
+//! [`Transform::keeps_words`]: super::transform::Transform::keeps_words
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use super::compile::Rule;
+
+/// Where a link's bit lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PfSlot {
+    pub group: u16,
+    pub slot: u16,
+}
+
+/// The groups of a rule set, one per transformation list that eligible links use.
+#[derive(Debug, Default)]
+pub(super) struct Prefilter {
+    pub groups: Vec<Group>,
+    /// The needles of every group that keeps words, for words' raw bytes; a bit per slot of
+    /// those groups (group `g`'s slot `s` is bit `g.base + s`).
+    words: Option<AhoCorasick>,
+    words_slots_of: Vec<Vec<u32>>,
+    /// Words of one value's bit set in the words automaton.
+    pub words_words: usize,
+}
+
+/// True for a value the words automaton answers for.
+pub(super) fn is_word(v: &[u8]) -> bool {
+    v.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Sets bit `b` of `bits`.
+pub(super) fn set(bits: &mut [u64], b: usize) {
+    bits[b / 64] |= 1 << (b % 64);
+}
+
+/// Bit `b` of `bits`.
+pub(super) fn get(bits: &[u64], b: usize) -> bool {
+    bits.get(b / 64).is_some_and(|w| w & (1 << (b % 64)) != 0)
+}
+
+#[derive(Debug)]
+pub(super) struct Group {
+    /// `None` when the automaton did not build (too large): no link points at the group.
+    ac: Option<AhoCorasick>,
+    /// Per needle (pattern id): the slots of the links that hold it.
+    slots_of: Vec<Vec<u16>>,
+    pub slots: usize,
+    /// Words of one value's bit set.
+    pub words: usize,
+    /// Where the group's slots start in the words automaton's bits, when its
+    /// transformations keep words.
+    pub base: Option<usize>,
+}
+
+impl Group {
+    /// Sets in `bits` (`words` long) the slot of every link with a needle in `value`.
+    pub fn scan(&self, value: &[u8], bits: &mut [u64]) {
+        let Some(ac) = &self.ac else { return };
+        for m in ac.find_overlapping_iter(value) {
+            for &s in &self.slots_of[m.pattern().as_usize()] {
+                set(bits, usize::from(s));
+            }
+        }
+    }
+}
+
+impl Prefilter {
+    /// Sets in `bits` (`words_words` long) the bit of every word-keeping link with a needle
+    /// in the word `value`.
+    pub fn scan_word(&self, value: &[u8], bits: &mut [u64]) {
+        let Some(ac) = &self.words else { return };
+        for m in ac.find_overlapping_iter(value) {
+            for &b in &self.words_slots_of[m.pattern().as_usize()] {
+                set(bits, b as usize);
+            }
+        }
+    }
+}
+
+impl Prefilter {
+    /// Assigns slots to the eligible links of `rules` (setting [`Link::pf`]) and builds the
+    /// groups. A group that would not build (too large an automaton) leaves its links
+    /// unfiltered.
+    ///
+    /// [`Link::pf`]: super::compile::Link::pf
+    pub fn build(rules: &mut [Rule]) -> Prefilter {
+        // Per transformation list: needles (deduplicated) and their slots.
+        struct Draft {
+            needles: HashMap<Vec<u8>, usize>,
+            slots_of: Vec<Vec<u16>>,
+            slots: usize,
+            keeps_words: bool,
+        }
+        let mut by_chain: HashMap<u32, usize> = HashMap::new();
+        let mut drafts: Vec<Draft> = Vec::new();
+        for link in rules.iter_mut().flat_map(|r| &mut r.links) {
+            link.pf = None;
+            if link.multi_match || link.targets.is_empty() {
+                continue;
+            }
+            let Some(needles) = link.operator.needles() else {
+                continue;
+            };
+            let g = *by_chain.entry(link.chain_id).or_insert_with(|| {
+                drafts.push(Draft {
+                    needles: HashMap::new(),
+                    slots_of: Vec::new(),
+                    slots: 0,
+                    keeps_words: link.transforms.iter().all(|t| t.keeps_words()),
+                });
+                drafts.len() - 1
+            });
+            let d = &mut drafts[g];
+            // Group `u16::MAX` is the words row's key in the transaction's cache.
+            let (Ok(group), Ok(slot)) = (u16::try_from(g), u16::try_from(d.slots)) else {
+                continue;
+            };
+            if group == u16::MAX {
+                continue;
+            }
+            d.slots += 1;
+            for n in needles {
+                let next = d.slots_of.len();
+                let id = *d.needles.entry(n.clone()).or_insert(next);
+                if id == next {
+                    d.slots_of.push(Vec::new());
+                }
+                d.slots_of[id].push(slot);
+            }
+            link.pf = Some(PfSlot { group, slot });
+        }
+        let mut groups = Vec::with_capacity(drafts.len());
+        let mut failed = Vec::new();
+        let mut word_needles: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut words_slots_of: Vec<Vec<u32>> = Vec::new();
+        let mut word_bits = 0usize;
+        for (g, d) in drafts.into_iter().enumerate() {
+            let base =
+                (d.keeps_words && u32::try_from(word_bits + d.slots).is_ok()).then_some(word_bits);
+            if let Some(base) = base {
+                for (n, &id) in &d.needles {
+                    let next = words_slots_of.len();
+                    let w = *word_needles.entry(n.clone()).or_insert(next);
+                    if w == next {
+                        words_slots_of.push(Vec::new());
+                    }
+                    words_slots_of[w].extend(
+                        d.slots_of[id]
+                            .iter()
+                            .map(|&s| (base + usize::from(s)) as u32),
+                    );
+                }
+                word_bits += d.slots;
+            }
+            let mut patterns: Vec<(usize, Vec<u8>)> =
+                d.needles.into_iter().map(|(n, id)| (id, n)).collect();
+            patterns.sort_unstable();
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(patterns.iter().map(|(_, n)| n));
+            if ac.is_err() {
+                failed.push(g);
+            }
+            groups.push(Group {
+                ac: ac.ok(),
+                slots_of: d.slots_of,
+                slots: d.slots,
+                words: d.slots.div_ceil(64),
+                base,
+            });
+        }
+        let mut patterns: Vec<(usize, Vec<u8>)> =
+            word_needles.into_iter().map(|(n, id)| (id, n)).collect();
+        patterns.sort_unstable();
+        let words = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(patterns.iter().map(|(_, n)| n))
+            .ok();
+        if words.is_none() {
+            // Without the shared automaton every group answers for itself.
+            for g in &mut groups {
+                g.base = None;
+            }
+        }
+        for link in rules.iter_mut().flat_map(|r| &mut r.links) {
+            if link
+                .pf
+                .is_some_and(|p| failed.contains(&usize::from(p.group)))
+            {
+                link.pf = None;
+            }
+        }
+        Prefilter {
+            groups,
+            words,
+            words_slots_of,
+            words_words: word_bits.div_ceil(64),
+        }
+    }
+
+    /// Links with a slot.
+    pub fn links(rules: &[Rule]) -> usize {
+        rules
+            .iter()
+            .flat_map(|r| &r.links)
+            .filter(|l| l.pf.is_some())
+            .count()
+    }
+}
