@@ -3,7 +3,7 @@
 //!
 //! Each eligible link (an operator with [`Operator::needles`], not negated, not `multiMatch`,
 //! which also sees the values between transformations) gets a slot in the group of its
-//! transformation list. A group's Aho-Corasick automaton holds every needle of its links;
+//! transformation list (a final `lowercase` aside: the search ignores case). A group's Aho-Corasick automaton holds every needle of its links;
 //! for a value it yields a bit per slot, set when one of that link's needles occurs. A clear
 //! bit proves the link's operator cannot match the value; a set bit only means it may.
 //!
@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::compile::Rule;
+use super::transform::Transform;
 
 /// Where a link's bit lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +108,8 @@ impl Prefilter {
             slots: usize,
             keeps_words: bool,
         }
-        let mut by_chain: HashMap<u32, usize> = HashMap::new();
+        // Lists that differ only by a final case change scan alike (the search ignores case).
+        let mut by_list: HashMap<Vec<Transform>, usize> = HashMap::new();
         let mut drafts: Vec<Draft> = Vec::new();
         for link in rules.iter_mut().flat_map(|r| &mut r.links) {
             link.pf = None;
@@ -117,7 +119,11 @@ impl Prefilter {
             let Some(needles) = link.operator.needles() else {
                 continue;
             };
-            let g = *by_chain.entry(link.chain_id).or_insert_with(|| {
+            let mut list = &link.transforms[..];
+            while let [rest @ .., Transform::Lowercase | Transform::Uppercase] = list {
+                list = rest;
+            }
+            let g = *by_list.entry(list.to_vec()).or_insert_with(|| {
                 drafts.push(Draft {
                     needles: HashMap::new(),
                     slots_of: Vec::new(),
