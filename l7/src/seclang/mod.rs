@@ -2,8 +2,9 @@
 //!
 //! Files: `ast` (directives as written), `parse` (text → ast), `actions` (action lists typed),
 //! `transform` (`t:` functions), `operator` (`@rx` and friends), `vars` (the request as
-//! variables), `body` (body processors), `compile` (ast → [`RuleSet`]), `eval` (a request
-//! through a rule set), `error` (located load errors).
+//! variables), `body` (body processors), `compile` (ast → [`RuleSet`]), `prefilter` (which
+//! links a value can match, from one literal search), `eval` (a request through a rule set),
+//! `error` (located load errors).
 
 pub mod actions;
 pub mod ast;
