@@ -7,12 +7,14 @@
 //! for a value it yields a bit per slot, set when one of that link's needles occurs. A clear
 //! bit proves the link's operator cannot match the value; a set bit only means it may.
 //!
-//! Words (values of `[A-Za-z0-9_]` only, most parameter values) skip even that: the groups
-//! whose transformations leave words alone but for case ([`Transform::keeps_words`]) also
-//! share one automaton, and one scan of a word's raw bytes answers for all of them.
+//! Words (values of `[A-Za-z0-9_]` only) and text (words joined by single spaces), most
+//! parameter values, skip even that: the groups whose transformations leave them alone but
+//! for case ([`Transform::keeps_words`], [`Transform::keeps_text`]) also share one
+//! automaton, and one scan of the value's raw bytes answers for all of them.
 //!
 //! [`Operator::needles`]: super::operator::Operator::needles
 //! [`Transform::keeps_words`]: super::transform::Transform::keeps_words
+//! [`Transform::keeps_text`]: super::transform::Transform::keeps_text
 
 use std::collections::HashMap;
 
@@ -40,10 +42,28 @@ pub(super) struct Prefilter {
     pub words_words: usize,
 }
 
-/// True for a value the words automaton answers for.
-pub(super) fn is_word(v: &[u8]) -> bool {
-    v.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+/// What the words automaton can answer for: [`WORD`], [`TEXT`] or 0 (neither).
+pub(super) fn word_kind(v: &[u8]) -> u64 {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    if v.iter().all(|&b| word(b)) {
+        return WORD;
+    }
+    // Words joined by single spaces, none at either end.
+    let text = v.first().is_some_and(|&b| word(b))
+        && v.last().is_some_and(|&b| word(b))
+        && v.iter().all(|&b| word(b) || b == b' ')
+        && !v.windows(2).any(|w| w == b"  ");
+    if text {
+        TEXT
+    } else {
+        0
+    }
 }
+
+/// A value of `[A-Za-z0-9_]` only.
+pub(super) const WORD: u64 = 1;
+/// Words joined by single spaces (lists that keep text leave it alone too).
+pub(super) const TEXT: u64 = 2;
 
 /// Sets bit `b` of `bits`.
 pub(super) fn set(bits: &mut [u64], b: usize) {
@@ -67,6 +87,15 @@ pub(super) struct Group {
     /// Where the group's slots start in the words automaton's bits, when its
     /// transformations keep words.
     pub base: Option<usize>,
+    /// The transformations keep text (words and single spaces) too.
+    pub text: bool,
+}
+
+impl Group {
+    /// True when the words row answers for a value of this kind ([`word_kind`]).
+    pub fn answers(&self, kind: u64) -> bool {
+        self.base.is_some() && (kind == WORD || (kind == TEXT && self.text))
+    }
 }
 
 impl Group {
@@ -107,6 +136,7 @@ impl Prefilter {
             slots_of: Vec<Vec<u16>>,
             slots: usize,
             keeps_words: bool,
+            keeps_text: bool,
         }
         // Lists that differ only by a final case change scan alike (the search ignores case).
         let mut by_list: HashMap<Vec<Transform>, usize> = HashMap::new();
@@ -129,6 +159,7 @@ impl Prefilter {
                     slots_of: Vec::new(),
                     slots: 0,
                     keeps_words: link.transforms.iter().all(|t| t.keeps_words()),
+                    keeps_text: link.transforms.iter().all(|t| t.keeps_text()),
                 });
                 drafts.len() - 1
             });
@@ -190,6 +221,7 @@ impl Prefilter {
                 slots: d.slots,
                 words: d.slots.div_ceil(64),
                 base,
+                text: d.keeps_text,
             });
         }
         let mut patterns: Vec<(usize, Vec<u8>)> =

@@ -317,7 +317,8 @@ impl<'r> Tx<'r> {
         let pre = &self.set.prefilter;
         let group = &pre.groups[usize::from(pf.group)];
         if let Some(base) = group.base {
-            // A word (or, for the union, a variable of words only) is answered by the words row.
+            // A word or text (or, for the union, a variable of those only) is answered by the
+            // words row.
             let Some(off) = self.pf_words_row(var) else {
                 return true;
             };
@@ -325,7 +326,7 @@ impl<'r> Tx<'r> {
             let at = off + idx.map_or(0, |i| (i + 1) * stride);
             let cache = self.cache.borrow();
             let row = &cache.pf_bits[at..at + stride];
-            if row[0] == 1 {
+            if group.answers(row[0]) {
                 return prefilter::get(&row[1..], base + usize::from(pf.slot));
             }
         }
@@ -337,8 +338,9 @@ impl<'r> Tx<'r> {
         prefilter::get(&cache.pf_bits[at..], usize::from(pf.slot))
     }
 
-    /// Where `var`'s words row starts in the cache: a flag word (1: every entry is a word) and
-    /// the union of the entries' bits, then per entry a flag word (1: a word) and its bits
+    /// Where `var`'s words row starts in the cache: a kind word (the widest of the entries'
+    /// [`prefilter::word_kind`], 0 if any is neither) and the union of the entries' bits,
+    /// then per entry its kind and its bits
     /// from the words automaton (zero for entries that are not words).
     fn pf_words_row(&self, var: u16) -> Option<usize> {
         let key = row_key(var, u32::from(u16::MAX));
@@ -350,13 +352,19 @@ impl<'r> Tx<'r> {
         let entries = self.vars.get_id(var);
         let mut bits = vec![0u64; stride * (entries.len() + 1)];
         let (head, rest) = bits.split_at_mut(stride);
-        head[0] = 1;
+        head[0] = prefilter::WORD;
         for (e, row) in entries.iter().zip(rest.chunks_exact_mut(stride)) {
-            if !prefilter::is_word(&e.value) {
-                head[0] = 0;
+            let kind = prefilter::word_kind(&e.value);
+            // The union's kind is the widest of its entries'.
+            head[0] = if kind == 0 || head[0] == 0 {
+                0
+            } else {
+                head[0].max(kind)
+            };
+            if kind == 0 {
                 continue;
             }
-            row[0] = 1;
+            row[0] = kind;
             pre.scan_word(&e.value, &mut row[1..]);
             for (u, b) in head[1..].iter_mut().zip(&row[1..]) {
                 *u |= b;
@@ -389,7 +397,7 @@ impl<'r> Tx<'r> {
             if let Some((base, off)) = words {
                 let cache = self.cache.borrow();
                 let row = &cache.pf_bits[off + (idx + 1) * stride..][..stride];
-                if row[0] == 1 {
+                if group.answers(row[0]) {
                     for s in (0..group.slots).filter(|s| prefilter::get(&row[1..], base + s)) {
                         prefilter::set(entry, s);
                         prefilter::set(union, s);

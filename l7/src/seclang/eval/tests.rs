@@ -82,7 +82,7 @@ SecRule ARGS "@rx ^aA$" "id:3,phase:2,pass,multiMatch,t:none,t:trim,t:urlDecode"
     assert_eq!(ids(&o), [2, 3]);
 }
 
-/// The prefilter skips only what cannot match: words and non-words, lists that keep words
+/// The prefilter skips only what cannot match: words, text and others, lists that keep words
 /// and lists that do not (`base64Decode` turns the word `c2VsZWN0` into `select`), every
 /// entry of a collection (the second value holds the needle), and a negated `@rx` (never
 /// filtered) still matching where its pattern does not.
@@ -95,10 +95,14 @@ SecRule ARGS "@rx <script" "id:3,phase:2,pass,t:none,t:urlDecodeUni"
 SecRule ARGS "@rx zzz" "id:4,phase:2,pass,t:none"
 SecRule ARGS "!@rx zzz" "id:5,phase:2,pass,t:none"
 SecRule ARGS "@pm evil" "id:6,phase:2,pass,t:none,t:lowercase"
+SecRule ARGS "@rx ab" "id:7,phase:2,pass,t:none,t:removeWhitespace"
 "#);
-    assert_eq!(s.stats().prefiltered_links, 5);
+    assert_eq!(s.stats().prefiltered_links, 6);
     let o = s.evaluate(&get("/?a=c2VsZWN0&b=x&c=UNION&d=%3Cscript&e=1&f=EVIL"));
     assert_eq!(ids(&o), vec![1, 2, 3, 5, 6]);
     let o = s.evaluate(&get("/?a=plain&b=words_only"));
     assert_eq!(ids(&o), vec![5]);
+    // Text: `removeWhitespace` joins `a b` into `ab`; the other lists leave text alone.
+    let o = s.evaluate(&get("/?a=x+a+b+y&b=UNION+all"));
+    assert_eq!(ids(&o), vec![2, 5, 7]);
 }

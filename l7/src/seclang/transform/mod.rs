@@ -135,6 +135,13 @@ impl Transform {
         )
     }
 
+    /// True when text (words of `[A-Za-z0-9_]` joined by single spaces, none at either end)
+    /// comes out the same but for ASCII case: [`Transform::keeps_words`] but for
+    /// `removeWhitespace`.
+    pub fn keeps_text(self) -> bool {
+        self.keeps_words() && self != Transform::RemoveWhitespace
+    }
+
     /// The canonical ModSecurity name, e.g. `"urlDecodeUni"`.
     pub fn name(self) -> &'static str {
         match self {

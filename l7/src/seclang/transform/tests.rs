@@ -401,7 +401,7 @@ proptest! {
 }
 
 #[test]
-fn keeps_words_holds_on_words() {
+fn keeps_words_and_text_hold_on_words_and_text() {
     // Every transformation that says it keeps words, on words of every shape the prefilter
     // relies on: empty, one byte, digits only, mixed case, underscores, hex-looking.
     let mut words: Vec<Vec<u8>> = [
@@ -442,6 +442,26 @@ fn keeps_words_holds_on_words() {
             })
             .collect();
         words.push(w);
+    }
+    let texts: Vec<Vec<u8>> = words
+        .chunks(3)
+        .map(|c| {
+            let parts: Vec<&[u8]> = c.iter().map(|w| &w[..]).filter(|w| !w.is_empty()).collect();
+            parts.join(&b' ')
+        })
+        .chain(["a b", "Select From x", "0x41 0X7f", "x _ y"].map(|t| t.as_bytes().to_vec()))
+        .collect();
+    for tr in ALL.iter().filter(|t| t.keeps_text()) {
+        for w in &texts {
+            let out = tr.apply(Cow::Borrowed(&w[..]));
+            assert!(
+                out.eq_ignore_ascii_case(w),
+                "{} changed text {:?} to {:?}",
+                tr.name(),
+                String::from_utf8_lossy(w),
+                String::from_utf8_lossy(&out)
+            );
+        }
     }
     for tr in ALL.iter().filter(|t| t.keeps_words()) {
         for w in &words {
