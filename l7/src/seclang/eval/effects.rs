@@ -62,6 +62,9 @@ impl<'r> Tx<'r> {
                 Ctl::RequestBodyProcessor(p) => {
                     self.body_processor = p.clone();
                     self.vars.set_processor(p);
+                    // `REQBODY_PROCESSOR` changed: no transformed value or prefilter row
+                    // computed before may be reused.
+                    self.cache.borrow_mut().reset();
                 }
                 Ctl::ForceRequestBodyVariable(on) => self.force_body = *on,
                 Ctl::Inert => {}

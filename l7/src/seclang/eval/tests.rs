@@ -106,3 +106,15 @@ SecRule ARGS "@rx ab" "id:7,phase:2,pass,t:none,t:removeWhitespace"
     let o = s.evaluate(&get("/?a=x+a+b+y&b=UNION+all"));
     assert_eq!(ids(&o), vec![2, 5, 7]);
 }
+
+/// `ctl:requestBodyProcessor` changes `REQBODY_PROCESSOR` within a phase: what the
+/// prefilter (and the transform cache) computed before is not reused.
+#[test]
+fn body_processor_change_mid_phase_is_seen() {
+    let s = set(r#"
+SecRule REQBODY_PROCESSOR "@rx XML" "id:1,phase:1,pass,t:none"
+SecRule REQUEST_HEADERS:Host "@rx x" "id:2,phase:1,pass,t:none,ctl:requestBodyProcessor=XML"
+SecRule REQBODY_PROCESSOR "@rx XML" "id:3,phase:1,pass,t:none"
+"#);
+    assert_eq!(ids(&s.evaluate(&get("/"))), vec![2, 3]);
+}

@@ -118,21 +118,45 @@ impl Transform {
     /// encoders, hashes, `length`, `base64Decode`, `hexDecode`, `sqlHexDecode` and the
     /// parity settings change words.
     pub fn keeps_words(self) -> bool {
-        !matches!(
-            self,
-            Transform::Base64Decode
-                | Transform::Base64DecodeExt
-                | Transform::Base64Encode
-                | Transform::HexDecode
-                | Transform::HexEncode
-                | Transform::SqlHexDecode
-                | Transform::Length
-                | Transform::Sha1
-                | Transform::Md5
-                | Transform::UrlEncode
-                | Transform::ParityEven7bit
-                | Transform::ParityOdd7bit
-        )
+        use Transform as T;
+        // Exhaustive: a transformation added later must say whether it keeps words.
+        match self {
+            T::Base64Decode
+            | T::Base64DecodeExt
+            | T::Base64Encode
+            | T::HexDecode
+            | T::HexEncode
+            | T::SqlHexDecode
+            | T::Length
+            | T::Sha1
+            | T::Md5
+            | T::UrlEncode
+            | T::ParityEven7bit
+            | T::ParityOdd7bit => false,
+            T::Lowercase
+            | T::Uppercase
+            | T::UrlDecode
+            | T::UrlDecodeUni
+            | T::HtmlEntityDecode
+            | T::JsDecode
+            | T::CssDecode
+            | T::CmdLine
+            | T::CompressWhitespace
+            | T::RemoveWhitespace
+            | T::RemoveNulls
+            | T::ReplaceNulls
+            | T::NormalizePath
+            | T::NormalizePathWin
+            | T::Utf8ToUnicode
+            | T::Trim
+            | T::TrimLeft
+            | T::TrimRight
+            | T::RemoveComments
+            | T::RemoveCommentsChar
+            | T::ReplaceComments
+            | T::EscapeSeqDecode
+            | T::ParityZero7bit => true,
+        }
     }
 
     /// True when text (words of `[A-Za-z0-9_]` joined by single spaces, none at either end)
