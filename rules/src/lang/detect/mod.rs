@@ -10,11 +10,16 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod sqli_text;
+
 static FAULTS: AtomicU64 = AtomicU64::new(0);
 
 /// True when `input` parses as a SQL injection fragment (libinjection's fingerprint test).
+/// Plain text (most form fields) is answered once per shape, see [`sqli_text`].
 pub fn sqli(input: &[u8]) -> bool {
-    fenced(input, |s| libinjectionrs::detect_sqli(s).is_injection())
+    fenced(input, |s| {
+        sqli_text::memoized(s, |t| libinjectionrs::detect_sqli(t).is_injection())
+    })
 }
 
 /// The libinjection fingerprint of `input` (e.g. `s&1c`), whether or not it is an injection.
