@@ -164,11 +164,12 @@ impl Prefilter {
                 drafts.len() - 1
             });
             let d = &mut drafts[g];
-            // Group `u16::MAX` is the words row's key in the transaction's cache.
+            // Groups `u16::MAX` and one below key the words and joined rows in the
+            // transaction's cache.
             let (Ok(group), Ok(slot)) = (u16::try_from(g), u16::try_from(d.slots)) else {
                 continue;
             };
-            if group == u16::MAX {
+            if group >= u16::MAX - 1 {
                 continue;
             }
             d.slots += 1;

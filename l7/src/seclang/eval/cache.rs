@@ -111,6 +111,11 @@ thread_local! {
     pub(super) static CACHE_POOL: std::cell::Cell<Rows> = std::cell::Cell::new(Rows::default());
 }
 
+/// The `pf_index` keys of a variable's words row and joined row (prefilter groups stop
+/// below them).
+pub(super) const WORDS_ROW: u32 = u16::MAX as u32;
+pub(super) const JOINED_ROW: u32 = u16::MAX as u32 - 1;
+
 pub(super) fn row_key(var: u16, chain: u32) -> u32 {
     (u32::from(var) << 16) | (chain & 0xffff)
 }

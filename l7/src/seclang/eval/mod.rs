@@ -168,6 +168,23 @@ struct Tx<'r> {
     scratch: Vec<Src<'r>>,
 }
 
+/// A link's bits in a variable's prefilter row: the union's at `off`, entry `i`'s at
+/// `off + (i + 1) * stride`, bit `bit` of each.
+#[derive(Clone, Copy)]
+struct PfRow {
+    off: usize,
+    stride: usize,
+    bit: usize,
+}
+
+impl PfRow {
+    /// The bit for entry `idx` (`None`: the union).
+    fn get(self, bits: &[u64], idx: Option<usize>) -> bool {
+        let at = self.off + idx.map_or(0, |i| (i + 1) * self.stride);
+        prefilter::get(&bits[at..], self.bit)
+    }
+}
+
 enum RuleRef {
     Ids(u32, u32),
     Tag(String),
@@ -237,21 +254,29 @@ impl<'r> Tx<'r> {
                 self.collect(rule, link, &mut srcs);
                 for src in srcs.drain(..) {
                     let Src::Range { var, target, len } = src else {
-                        self.consider(link, &src, &mut now);
+                        self.consider(link, &src, true, &mut now);
                         continue;
                     };
                     let t = &link.targets[target];
                     let every = matches!(t.selector, CSel::All)
                         && t.exclude.is_empty()
                         && self.removed_targets.is_empty();
+                    // The variable's prefilter row, found once for all its entries.
+                    let row = link.pf.and_then(|pf| self.pf_row_of(link, pf, var));
                     for idx in 0..len {
+                        if let Some(r) = row {
+                            if !r.get(&self.cache.borrow().pf_bits, Some(idx)) {
+                                continue;
+                            }
+                        }
                         if !every {
                             let key = self.vars.get_id(var).get(idx).map_or(&[][..], |e| &e.key);
                             if !self.admits(rule, t, key) {
                                 continue;
                             }
                         }
-                        self.consider(link, &Src::Entry { var, idx, target }, &mut now);
+                        let src = Src::Entry { var, idx, target };
+                        self.consider(link, &src, row.is_none(), &mut now);
                     }
                 }
                 self.scratch = srcs;
@@ -267,8 +292,15 @@ impl<'r> Tx<'r> {
     }
 
     /// One value of a link: run the operator, and on a match record it and run the effects.
-    fn consider(&mut self, link: &Link, src: &Src, now: &mut Vec<(String, Vec<u8>)>) {
-        if let (Some(pf), Src::Entry { var, idx, .. }) = (link.pf, src) {
+    /// `prefilter`: consult the prefilter first (false when the caller already did).
+    fn consider(
+        &mut self,
+        link: &Link,
+        src: &Src,
+        prefilter: bool,
+        now: &mut Vec<(String, Vec<u8>)>,
+    ) {
+        if let (true, Some(pf), Src::Entry { var, idx, .. }) = (prefilter, link.pf, src) {
             if !self.pf_bit(link, pf, *var, Some(*idx)) {
                 return;
             }
@@ -330,12 +362,40 @@ impl<'r> Tx<'r> {
                 return prefilter::get(&row[1..], base + usize::from(pf.slot));
             }
         }
-        let Some(off) = self.pf_row(var, link, pf) else {
-            return true;
-        };
-        let at = off + idx.map_or(0, |i| (i + 1) * group.words);
-        let cache = self.cache.borrow();
-        prefilter::get(&cache.pf_bits[at..], usize::from(pf.slot))
+        self.pf_row_of(link, pf, var)
+            .is_none_or(|r| r.get(&self.cache.borrow().pf_bits, idx))
+    }
+
+    /// Where the link's bits for `var` live: the words row when it answers for every entry
+    /// (its union's kind is one the group answers for), else the group's own row (which
+    /// holds the words row's answers too). `None`: no row, the link runs unfiltered.
+    fn pf_row_of(&self, link: &Link, pf: PfSlot, var: u16) -> Option<PfRow> {
+        let pre = &self.set.prefilter;
+        let group = &pre.groups[usize::from(pf.group)];
+        if let Some(base) = group.base {
+            let off = self.pf_words_row(var)?;
+            let kind = self.cache.borrow().pf_bits[off];
+            let row = if group.answers(kind) {
+                Some(off)
+            } else if kind != 0 && !group.text {
+                self.pf_joined_row(var)
+            } else {
+                None
+            };
+            if let Some(off) = row {
+                return Some(PfRow {
+                    off: off + 1,
+                    stride: 1 + pre.words_words,
+                    bit: base + usize::from(pf.slot),
+                });
+            }
+        }
+        let off = self.pf_row(var, link, pf)?;
+        Some(PfRow {
+            off,
+            stride: group.words,
+            bit: usize::from(pf.slot),
+        })
     }
 
     /// Where `var`'s words row starts in the cache: a kind word (the widest of the entries'
@@ -343,7 +403,7 @@ impl<'r> Tx<'r> {
     /// then per entry its kind and its bits
     /// from the words automaton (zero for entries that are not words).
     fn pf_words_row(&self, var: u16) -> Option<usize> {
-        let key = row_key(var, u32::from(u16::MAX));
+        let key = row_key(var, WORDS_ROW);
         if let Some(&off) = self.cache.borrow().pf_index.get(&key) {
             return Some(off as usize);
         }
@@ -373,6 +433,37 @@ impl<'r> Tx<'r> {
         self.pf_store(key, &bits)
     }
 
+    /// The words row again for the groups whose lists remove whitespace (keep words, not
+    /// text): on text such a list leaves the words run together, so a text entry's bits are
+    /// one scan of its words joined, and a word's are its words-row bits.
+    fn pf_joined_row(&self, var: u16) -> Option<usize> {
+        let key = row_key(var, JOINED_ROW);
+        if let Some(&off) = self.cache.borrow().pf_index.get(&key) {
+            return Some(off as usize);
+        }
+        let words = self.pf_words_row(var)?;
+        let pre = &self.set.prefilter;
+        let stride = 1 + pre.words_words;
+        let entries = self.vars.get_id(var);
+        let mut bits =
+            self.cache.borrow().pf_bits[words..words + stride * (entries.len() + 1)].to_vec();
+        let (head, rest) = bits.split_at_mut(stride);
+        head[1..].fill(0);
+        let mut joined = Vec::new();
+        for (e, row) in entries.iter().zip(rest.chunks_exact_mut(stride)) {
+            if row[0] == prefilter::TEXT {
+                joined.clear();
+                joined.extend(e.value.iter().filter(|&&b| b != b' '));
+                row[1..].fill(0);
+                pre.scan_word(&joined, &mut row[1..]);
+            }
+            for (u, b) in head[1..].iter_mut().zip(&row[1..]) {
+                *u |= b;
+            }
+        }
+        self.pf_store(key, &bits)
+    }
+
     /// Where `var`'s bit sets for the link's group start in the cache: the union over its
     /// entries, then one per entry, each transformed by the group's list (words that the
     /// words row answers for are not scanned again).
@@ -390,14 +481,27 @@ impl<'r> Tx<'r> {
             Some(base) => self.pf_words_row(var).map(|off| (base, off)),
             None => None,
         };
+        // Text entries of a list that removes whitespace: the joined row answers.
+        let joined = match (group.base, group.text) {
+            (Some(_), false) => self.pf_joined_row(var),
+            _ => None,
+        };
         let stride = 1 + pre.words_words;
         for idx in 0..n {
             let (union, rest) = bits.split_at_mut(w);
             let entry = &mut rest[idx * w..(idx + 1) * w];
             if let Some((base, off)) = words {
                 let cache = self.cache.borrow();
-                let row = &cache.pf_bits[off + (idx + 1) * stride..][..stride];
-                if group.answers(row[0]) {
+                let at = |o: usize| &cache.pf_bits[o + (idx + 1) * stride..][..stride];
+                let row = at(off);
+                let answered = if group.answers(row[0]) {
+                    Some(row)
+                } else if row[0] == prefilter::TEXT {
+                    joined.map(at)
+                } else {
+                    None
+                };
+                if let Some(row) = answered {
                     for s in (0..group.slots).filter(|s| prefilter::get(&row[1..], base + s)) {
                         prefilter::set(entry, s);
                         prefilter::set(union, s);

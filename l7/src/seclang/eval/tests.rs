@@ -105,6 +105,14 @@ SecRule ARGS "@rx ab" "id:7,phase:2,pass,t:none,t:removeWhitespace"
     // Text: `removeWhitespace` joins `a b` into `ab`; the other lists leave text alone.
     let o = s.evaluate(&get("/?a=x+a+b+y&b=UNION+all"));
     assert_eq!(ids(&o), vec![2, 5, 7]);
+    let o = s.evaluate(&get("/?a=a+x+b&b=y+z"));
+    assert_eq!(ids(&o), vec![5]);
+    // Beside a value that is not text, the group's own row takes the joined answer for the
+    // text entry.
+    let o = s.evaluate(&get("/?a=x+a+b+y&b=c%3Dd"));
+    assert_eq!(ids(&o), vec![5, 7]);
+    let o = s.evaluate(&get("/?a=a+x+b&b=c%3Dd"));
+    assert_eq!(ids(&o), vec![5]);
 }
 
 /// `ctl:requestBodyProcessor` changes `REQBODY_PROCESSOR` within a phase: what the
