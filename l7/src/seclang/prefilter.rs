@@ -9,8 +9,13 @@
 //!
 //! Words (values of `[A-Za-z0-9_]` only) and text (words joined by single spaces), most
 //! parameter values, skip even that: the groups whose transformations leave them alone but
-//! for case ([`Transform::keeps_words`], [`Transform::keeps_text`]) also share one
-//! automaton, and one scan of the value's raw bytes answers for all of them.
+//! for case ([`Transform::keeps_words`], [`Transform::keeps_text`]) also share an
+//! automaton (of the needles such a value can hold), and one scan of the value's raw bytes
+//! answers for all of them. On text, lists that remove whitespace leave the words joined:
+//! one scan of the joined word answers for those.
+//!
+//! A variable that fewer than [`MIN_READERS`] links of a group read is not searched for the
+//! group; those links run their operators on it directly.
 //!
 //! [`Operator::needles`]: super::operator::Operator::needles
 //! [`Transform::keeps_words`]: super::transform::Transform::keeps_words
@@ -34,9 +39,13 @@ pub(super) struct PfSlot {
 #[derive(Debug, Default)]
 pub(super) struct Prefilter {
     pub groups: Vec<Group>,
-    /// The needles of every group that keeps words, for words' raw bytes; a bit per slot of
-    /// those groups (group `g`'s slot `s` is bit `g.base + s`).
-    words: Option<AhoCorasick>,
+    /// The needles of every group that keeps words, for the raw bytes of words and text; a
+    /// bit per slot of those groups (group `g`'s slot `s` is bit `g.base + s`). Only needles
+    /// of word bytes (and spaces, for text) can occur in such values, so each automaton holds
+    /// just those: a fraction of the whole.
+    words: Option<WordsAc>,
+    text: Option<WordsAc>,
+    /// Per needle: its bits.
     words_slots_of: Vec<Vec<u32>>,
     /// Words of one value's bit set in the words automaton.
     pub words_words: usize,
@@ -89,9 +98,24 @@ pub(super) struct Group {
     pub base: Option<usize>,
     /// The transformations keep text (words and single spaces) too.
     pub text: bool,
+    /// Per variable: how many of the group's links read it.
+    readers: Vec<(u16, u32)>,
 }
 
+/// A variable fewer links of a group read is not scanned for the group: the search for every
+/// needle of the group costs about what running those links' operators does (a 64 KiB
+/// `REQUEST_BODY` read by one link per group is searched once by that link's regex, not once
+/// more by the group).
+const MIN_READERS: u32 = 3;
+
 impl Group {
+    /// True when enough of the group's links read `var` to make its own search worth it.
+    pub fn scans(&self, var: u16) -> bool {
+        self.readers
+            .iter()
+            .any(|&(v, n)| v == var && n >= MIN_READERS)
+    }
+
     /// True when the words row answers for a value of this kind ([`word_kind`]).
     pub fn answers(&self, kind: u64) -> bool {
         self.base.is_some() && (kind == WORD || (kind == TEXT && self.text))
@@ -110,13 +134,43 @@ impl Group {
     }
 }
 
+/// An automaton over some of the words needles, and each pattern's needle number.
+#[derive(Debug)]
+struct WordsAc {
+    ac: AhoCorasick,
+    needle: Vec<u32>,
+}
+
+impl WordsAc {
+    /// Over the needles (`(number, bytes)`) made of bytes `admit` accepts; `None` when the
+    /// automaton does not build.
+    fn build(needles: &[(usize, Vec<u8>)], admit: impl Fn(u8) -> bool) -> Option<WordsAc> {
+        let kept: Vec<&(usize, Vec<u8>)> = needles
+            .iter()
+            .filter(|(_, n)| n.iter().all(|&b| admit(b)))
+            .collect();
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(kept.iter().map(|(_, n)| n))
+            .ok()?;
+        let needle = kept.iter().map(|&&(id, _)| id as u32).collect();
+        Some(WordsAc { ac, needle })
+    }
+}
+
 impl Prefilter {
     /// Sets in `bits` (`words_words` long) the bit of every word-keeping link with a needle
-    /// in the word `value`.
+    /// in `value`, a word or text ([`word_kind`]).
     pub fn scan_word(&self, value: &[u8], bits: &mut [u64]) {
-        let Some(ac) = &self.words else { return };
-        for m in ac.find_overlapping_iter(value) {
-            for &b in &self.words_slots_of[m.pattern().as_usize()] {
+        let ac = if value.contains(&b' ') {
+            &self.text
+        } else {
+            &self.words
+        };
+        let Some(w) = ac else { return };
+        for m in w.ac.find_overlapping_iter(value) {
+            for &b in &self.words_slots_of[w.needle[m.pattern().as_usize()] as usize] {
                 set(bits, b as usize);
             }
         }
@@ -137,6 +191,7 @@ impl Prefilter {
             slots: usize,
             keeps_words: bool,
             keeps_text: bool,
+            readers: Vec<(u16, u32)>,
         }
         // Lists that differ only by a final case change scan alike (the search ignores case).
         let mut by_list: HashMap<Vec<Transform>, usize> = HashMap::new();
@@ -160,6 +215,7 @@ impl Prefilter {
                     slots: 0,
                     keeps_words: link.transforms.iter().all(|t| t.keeps_words()),
                     keeps_text: link.transforms.iter().all(|t| t.keeps_text()),
+                    readers: Vec::new(),
                 });
                 drafts.len() - 1
             });
@@ -173,6 +229,12 @@ impl Prefilter {
                 continue;
             }
             d.slots += 1;
+            for t in &link.targets {
+                match d.readers.iter_mut().find(|(v, _)| *v == t.id) {
+                    Some((_, n)) => *n += 1,
+                    None => d.readers.push((t.id, 1)),
+                }
+            }
             for n in needles {
                 let next = d.slots_of.len();
                 let id = *d.needles.entry(n.clone()).or_insert(next);
@@ -223,17 +285,16 @@ impl Prefilter {
                 words: d.slots.div_ceil(64),
                 base,
                 text: d.keeps_text,
+                readers: d.readers,
             });
         }
         let mut patterns: Vec<(usize, Vec<u8>)> =
             word_needles.into_iter().map(|(n, id)| (id, n)).collect();
         patterns.sort_unstable();
-        let words = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(patterns.iter().map(|(_, n)| n))
-            .ok();
-        if words.is_none() {
+        let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let words = WordsAc::build(&patterns, word);
+        let text = WordsAc::build(&patterns, |b| word(b) || b == b' ');
+        if words.is_none() || text.is_none() {
             // Without the shared automaton every group answers for itself.
             for g in &mut groups {
                 g.base = None;
@@ -250,6 +311,7 @@ impl Prefilter {
         Prefilter {
             groups,
             words,
+            text,
             words_slots_of,
             words_words: word_bits.div_ceil(64),
         }

@@ -368,7 +368,8 @@ impl<'r> Tx<'r> {
 
     /// Where the link's bits for `var` live: the words row when it answers for every entry
     /// (its union's kind is one the group answers for), else the group's own row (which
-    /// holds the words row's answers too). `None`: no row, the link runs unfiltered.
+    /// holds the words row's answers too). `None`: no row (or too few of the group's links
+    /// read `var` for it to be searched), the link runs unfiltered.
     fn pf_row_of(&self, link: &Link, pf: PfSlot, var: u16) -> Option<PfRow> {
         let pre = &self.set.prefilter;
         let group = &pre.groups[usize::from(pf.group)];
@@ -389,6 +390,9 @@ impl<'r> Tx<'r> {
                     bit: base + usize::from(pf.slot),
                 });
             }
+        }
+        if !group.scans(var) {
+            return None;
         }
         let off = self.pf_row(var, link, pf)?;
         Some(PfRow {
