@@ -24,6 +24,6 @@ mod tests;
 
 pub use compile::{LoadStats, RuleSet};
 pub use error::{SecLangError, SecLangErrorKind};
-pub use eval::{Interruption, MatchedRule, Outcome};
+pub use eval::{Interruption, MatchedRule, Outcome, TxMap};
 pub use load::Source;
 pub use vars::HttpInput;

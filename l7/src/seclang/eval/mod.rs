@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use super::actions::{Disruptive, Effect};
 use super::ast::EngineMode;
@@ -19,7 +18,7 @@ mod effects;
 mod outcome;
 
 use cache::*;
-pub use outcome::{Interruption, MatchedRule, Outcome};
+pub use outcome::{Interruption, MatchedRule, Outcome, TxMap};
 
 impl RuleSet {
     /// Runs the request phases over `input`.
@@ -27,7 +26,7 @@ impl RuleSet {
         let mut t = Tx {
             set: self,
             vars: RequestVars::from_head(input),
-            tx: HashMap::new(),
+            tx: TxMap::default(),
             matched_var: (String::new(), Vec::new()),
             prev_matched: Vec::new(),
             removed: Vec::new(),
@@ -146,7 +145,7 @@ fn transform_all<'a>(raw: &'a [u8], transforms: &[super::transform::Transform]) 
 struct Tx<'r> {
     set: &'r RuleSet,
     vars: RequestVars,
-    tx: HashMap<String, Vec<u8>>,
+    tx: TxMap,
     matched_var: (String, Vec<u8>),
     /// What the previous chain link matched (`MATCHED_VARS` in a chained rule).
     prev_matched: Vec<(String, Vec<u8>)>,

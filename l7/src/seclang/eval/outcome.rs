@@ -5,6 +5,10 @@ use std::collections::HashMap;
 use super::super::actions::Disruptive;
 use super::super::operator::parse_int;
 
+/// `TX` by name: foldhash, not SipHash (a transaction reads and writes it hundreds of
+/// times), seeded per process since rules put request data (header names) in its keys.
+pub type TxMap = HashMap<String, Vec<u8>, foldhash::fast::RandomState>;
+
 /// A rule that matched (whole chain), as the audit log reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MatchedRule {
@@ -33,7 +37,7 @@ pub struct Outcome {
     pub matched: Vec<MatchedRule>,
     pub interruption: Option<Interruption>,
     /// `TX` at the end (lower-cased names), e.g. `blocking_inbound_anomaly_score`.
-    pub tx: HashMap<String, Vec<u8>>,
+    pub tx: TxMap,
     /// `setvar` on a persistent collection (`ip.`, `session.` …), which this engine skips.
     pub skipped_setvars: u32,
 }
