@@ -1,9 +1,9 @@
 //! The prefilter: one multi-literal search per (request value, transformation list) tells
 //! which `@rx`/`@pm` links could match that value, so the others are not run on it.
 //!
-//! Each eligible link (an operator with [`Operator::needles`], not negated, not `multiMatch`,
-//! which also sees the values between transformations) gets a slot in the group of its
-//! transformation list (a final `lowercase` aside: the search ignores case). A group's Aho-Corasick automaton holds every needle of its links;
+//! Each eligible link (an operator with [`Operator::needles`], not negated) gets a slot in the
+//! group of its transformation list (a final `lowercase` aside: the search ignores case). A
+//! group's Aho-Corasick automaton holds every needle of its links;
 //! for a value it yields a bit per slot, set when one of that link's needles occurs. A clear
 //! bit proves the link's operator cannot match the value; a set bit only means it may.
 //!
@@ -13,6 +13,9 @@
 //! automaton (of the needles such a value can hold), and one scan of the value's raw bytes
 //! answers for all of them. On text, lists that remove whitespace leave the words joined:
 //! one scan of the joined word answers for those.
+//!
+//! A `multiMatch` link also sees the values between its transformations, so it is eligible
+//! only when every step keeps text, and only words and text are filtered for it.
 //!
 //! A variable that fewer than [`MIN_READERS`] links of a group read is not searched for the
 //! group; those links run their operators on it directly.
@@ -100,6 +103,9 @@ pub(super) struct Group {
     pub text: bool,
     /// Per variable: how many of the group's links read it.
     readers: Vec<(u16, u32)>,
+    /// The group's links are multiMatch: only the words row answers for them (`ac` is
+    /// `None`).
+    pub multi: bool,
 }
 
 /// A variable fewer links of a group read is not scanned for the group: the search for every
@@ -192,13 +198,19 @@ impl Prefilter {
             keeps_words: bool,
             keeps_text: bool,
             readers: Vec<(u16, u32)>,
+            multi: bool,
         }
         // Lists that differ only by a final case change scan alike (the search ignores case).
-        let mut by_list: HashMap<Vec<Transform>, usize> = HashMap::new();
+        let mut by_list: HashMap<(Vec<Transform>, bool), usize> = HashMap::new();
         let mut drafts: Vec<Draft> = Vec::new();
         for link in rules.iter_mut().flat_map(|r| &mut r.links) {
             link.pf = None;
-            if link.multi_match || link.targets.is_empty() {
+            // multiMatch runs the operator on every intermediate value too. When every step
+            // keeps text, those are a word's or a text's own bytes (but for case), which the
+            // words row answers for; other values of such a link are not filtered.
+            let multi = link.multi_match;
+            if link.targets.is_empty() || (multi && !link.transforms.iter().all(|t| t.keeps_text()))
+            {
                 continue;
             }
             let Some(needles) = link.operator.needles() else {
@@ -208,7 +220,7 @@ impl Prefilter {
             while let [rest @ .., Transform::Lowercase | Transform::Uppercase] = list {
                 list = rest;
             }
-            let g = *by_list.entry(list.to_vec()).or_insert_with(|| {
+            let g = *by_list.entry((list.to_vec(), multi)).or_insert_with(|| {
                 drafts.push(Draft {
                     needles: HashMap::new(),
                     slots_of: Vec::new(),
@@ -216,6 +228,7 @@ impl Prefilter {
                     keeps_words: link.transforms.iter().all(|t| t.keeps_words()),
                     keeps_text: link.transforms.iter().all(|t| t.keeps_text()),
                     readers: Vec::new(),
+                    multi,
                 });
                 drafts.len() - 1
             });
@@ -271,21 +284,26 @@ impl Prefilter {
             let mut patterns: Vec<(usize, Vec<u8>)> =
                 d.needles.into_iter().map(|(n, id)| (id, n)).collect();
             patterns.sort_unstable();
-            let ac = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(patterns.iter().map(|(_, n)| n));
-            if ac.is_err() {
+            // A multiMatch group is answered by the words row only: searching the final
+            // value alone would miss the intermediate ones.
+            let ac = (!d.multi).then(|| {
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(patterns.iter().map(|(_, n)| n))
+            });
+            if matches!(ac, Some(Err(_))) || (d.multi && base.is_none()) {
                 failed.push(g);
             }
             groups.push(Group {
-                ac: ac.ok(),
+                ac: ac.and_then(Result::ok),
                 slots_of: d.slots_of,
                 slots: d.slots,
                 words: d.slots.div_ceil(64),
                 base,
                 text: d.keeps_text,
                 readers: d.readers,
+                multi: d.multi,
             });
         }
         let mut patterns: Vec<(usize, Vec<u8>)> =
@@ -295,9 +313,13 @@ impl Prefilter {
         let words = WordsAc::build(&patterns, word);
         let text = WordsAc::build(&patterns, |b| word(b) || b == b' ');
         if words.is_none() || text.is_none() {
-            // Without the shared automaton every group answers for itself.
-            for g in &mut groups {
+            // Without the shared automaton every group answers for itself, and multiMatch
+            // groups cannot.
+            for (i, g) in groups.iter_mut().enumerate() {
                 g.base = None;
+                if g.multi {
+                    failed.push(i);
+                }
             }
         }
         for link in rules.iter_mut().flat_map(|r| &mut r.links) {

@@ -390,7 +390,7 @@ impl<'r> Tx<'r> {
                 });
             }
         }
-        if !group.scans(var) {
+        if group.multi || !group.scans(var) {
             return None;
         }
         let off = self.pf_row(var, link, pf)?;

@@ -96,23 +96,33 @@ SecRule ARGS "@rx zzz" "id:4,phase:2,pass,t:none"
 SecRule ARGS "!@rx zzz" "id:5,phase:2,pass,t:none"
 SecRule ARGS "@pm evil" "id:6,phase:2,pass,t:none,t:lowercase"
 SecRule ARGS "@rx ab" "id:7,phase:2,pass,t:none,t:removeWhitespace"
+SecRule ARGS "@rx ab" "id:8,phase:2,pass,t:none,t:urlDecodeUni,multiMatch"
+SecRule ARGS "@rx ab" "id:9,phase:2,pass,t:none,t:urlDecodeUni,t:removeWhitespace,multiMatch"
 "#);
-    assert_eq!(s.stats().prefiltered_links, 6);
+    // multiMatch with steps that keep text is filtered on words and text (8); one that
+    // removes whitespace is not filtered (9).
+    assert_eq!(s.stats().prefiltered_links, 7);
     let o = s.evaluate(&get("/?a=c2VsZWN0&b=x&c=UNION&d=%3Cscript&e=1&f=EVIL"));
     assert_eq!(ids(&o), vec![1, 2, 3, 5, 6]);
     let o = s.evaluate(&get("/?a=plain&b=words_only"));
     assert_eq!(ids(&o), vec![5]);
     // Text: `removeWhitespace` joins `a b` into `ab`; the other lists leave text alone.
     let o = s.evaluate(&get("/?a=x+a+b+y&b=UNION+all"));
-    assert_eq!(ids(&o), vec![2, 5, 7]);
+    assert_eq!(ids(&o), vec![2, 5, 7, 9]);
     let o = s.evaluate(&get("/?a=a+x+b&b=y+z"));
     assert_eq!(ids(&o), vec![5]);
     // Beside a value that is not text, the group's own row takes the joined answer for the
     // text entry.
     let o = s.evaluate(&get("/?a=x+a+b+y&b=c%3Dd"));
-    assert_eq!(ids(&o), vec![5, 7]);
+    assert_eq!(ids(&o), vec![5, 7, 9]);
     let o = s.evaluate(&get("/?a=a+x+b&b=c%3Dd"));
     assert_eq!(ids(&o), vec![5]);
+    // multiMatch: a word is answered by the words row; a value that is not a word or text
+    // runs, and matches only after a step.
+    let o = s.evaluate(&get("/?a=xaby"));
+    assert_eq!(ids(&o), vec![5, 7, 8, 9]);
+    let o = s.evaluate(&get("/?a=%2561b"));
+    assert_eq!(ids(&o), vec![5, 8, 9]);
 }
 
 /// `ctl:requestBodyProcessor` changes `REQBODY_PROCESSOR` within a phase: what the
