@@ -260,7 +260,9 @@ impl<'r> Tx<'r> {
                     let every = matches!(t.selector, CSel::All)
                         && t.exclude.is_empty()
                         && self.removed_targets.is_empty();
-                    // The variable's prefilter row, found once for all its entries.
+                    // The variable's prefilter row, found once for all its entries. Its offset
+                    // stays valid through `consider`: a Range is only made for links without
+                    // `ctl:`, so no `ctl:requestBodyProcessor` resets the cache meanwhile.
                     let row = link.pf.and_then(|pf| self.pf_row_of(link, pf, var));
                     for idx in 0..len {
                         if let Some(r) = row {
